@@ -26,7 +26,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 demo: install
-	$(PY) -m detector_sim.demo
+	$(PY) -m gnnjets.demo
 
 bench: install
 	$(PY) benchmarks/sim_validation.py

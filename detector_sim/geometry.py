@@ -121,7 +121,7 @@ def delta_r(eta_a, phi_a, eta_b, phi_b):
 def curvature_radius_mm(pt_gev, charge, b_field_t: float = B_FIELD_T):
     """Radius of the transverse helix [mm] of a particle with ``pt_gev`` and ``charge`` (|q| in e)."""
     charge = np.abs(np.asarray(charge, dtype=np.float64))
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(charge > 0, 1e3 * np.asarray(pt_gev) / (GEV_PER_TESLA_METRE * b_field_t * charge), np.inf)
 
 
@@ -148,6 +148,35 @@ def helix_eta_phi_at_radius(pt_gev, eta, phi, charge, radius_mm, b_field_t: floa
         arc = np.where(np.isfinite(curvature), 2 * curvature * bend, radius_mm)
         phi_r = wrap_phi(phi - np.sign(charge) * bend)
         eta_r = np.arcsinh(arc * np.sinh(eta) / radius_mm)
+    return eta_r, phi_r
+
+
+def calo_eta_phi_at_radius(pt_gev, eta, phi, charge, radius_mm, b_field_t: float = B_FIELD_T):
+    """(eta, phi) where a particle from the origin crosses ``radius_mm`` >= the calorimeter front.
+
+    The solenoid field fills the volume inside the calorimeter: the particle follows its helix up
+    to r0 = ``CALO_FRONT_MM`` and then a straight line along its direction there (shower axes and
+    extrapolated tracks alike). At r0 the position has turned by ``b = asin(r0 / 2R)`` and the
+    direction by ``2 b``; a straight line at azimuth ``phi_d`` passing r0 at ``phi_p`` crosses r at
+    ``phi_d - asin(r0 sin(phi_d - phi_p) / r)``, after a transverse path ``sqrt(r^2 - h^2) -
+    sqrt(r0^2 - h^2)`` with ``h = r0 sin(phi_d - phi_p)``; z grows by sinh(eta) per unit transverse
+    path. NaN for particles that do not reach the calorimeter.
+    """
+    pt_gev, eta, phi, charge, radius_mm = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (pt_gev, eta, phi, charge, radius_mm)))
+    r0 = CALO_FRONT_MM
+    curvature = curvature_radius_mm(pt_gev, charge, b_field_t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = r0 / (2 * curvature)
+        bend = np.sign(charge) * np.arcsin(np.where(ratio <= 1, ratio, np.nan))  # signed position turn at r0
+        arc0 = np.where(np.isfinite(curvature), 2 * curvature * np.abs(bend), r0)
+        z0 = arc0 * np.sinh(eta)
+        # direction minus position azimuth at r0 is -bend; h = r0 sin(-bend)
+        h = r0 * np.sin(-bend)
+        radius = np.maximum(radius_mm, r0)
+        path = np.sqrt(radius**2 - h**2) - np.sqrt(r0**2 - h**2)
+        phi_r = wrap_phi(phi - 2 * bend - np.arcsin(h / radius))
+        eta_r = np.arcsinh((z0 + path * np.sinh(eta)) / radius)
     return eta_r, phi_r
 
 

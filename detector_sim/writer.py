@@ -26,10 +26,10 @@ class OutputPathError(ValueError):
 def check_output_path(path: str | Path) -> Path:
     """Fail early, before any work, when ``path`` cannot be written."""
     path = Path(path)
-    if path.suffix != ".root":
-        raise OutputPathError(f"--out {path}: the output must be a .root file, e.g. {path.with_suffix('.root')}")
     if path.is_dir():
         raise OutputPathError(f"--out {path} is a folder; give a file name such as {path / 'jets.root'}")
+    if path.suffix != ".root":
+        raise OutputPathError(f"--out {path}: the output must be a .root file, e.g. {path.with_suffix('.root')}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputPathError(f"--out {path}: folder {folder} does not exist; create it first (mkdir -p {folder})")

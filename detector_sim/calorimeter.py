@@ -1,0 +1,318 @@
+"""Parametric calorimeter: particles -> energy spots -> cells with noise, at the EM scale.
+
+Conventions: ``particles`` is a dict of 1-d arrays (``pt, eta, phi, e`` in GeV/rad, ``pdgid``,
+``charge`` in e); energies in GeV, depths along the particle's path in X0 (EM) or lambda_int
+(hadronic), lateral distances in mm. Cell energies are at the electromagnetic scale: an electron
+of energy E gives on average E, a pion less (non-compensation).
+
+Physics per stable particle that reaches the calorimeter (charged ones must reach r = 1500 mm in
+the 3.8 T field, :func:`detector_sim.geometry.reaches_radius`):
+
+Showers develop along the particle's direction where it enters the calorimeter (the field
+fills the tracker volume only, :func:`detector_sim.geometry.calo_eta_phi_at_radius`).
+
+* e+-, gamma — electromagnetic shower (:func:`_em_spots`). Deposited energy: Poisson-sampled
+  quanta of ``EM_STOCHASTIC**2`` GeV (sampling fluctuations, sigma/E = 10%/sqrt(E)) times a
+  Gaussian calibration factor (constant term 0.7%). Longitudinal profile: Gamma distribution in X0
+  with the Grindhammer–Peters (GFlash) parameters ``T = ln y - 0.858``, ``alpha = 0.21 + (0.492 +
+  2.38/Z) ln y`` (``y = E / E_c``), drawn per shower with their correlated log-normal
+  fluctuations. Radial profile: core + tail, ``f(r) ~ 2 r R^2 / (r^2 + R^2)^2`` with radii in
+  Moliere-radius units widening with depth. The energy is carried by spots whose count grows with
+  E and whose energies fluctuate (Gamma-distributed shares), each placed at its depth's layer.
+* hadrons — first interaction at a depth ~ Exp(1) lambda along the path (a charged hadron deposits
+  MIP energy before it; one that interacts beyond the calorimeter punches through). The shower's
+  electromagnetic fraction fluctuates around ``1 - (E / 1 GeV)^(k - 1)`` (Groom's power law); the
+  hadronic part is seen at ``HAD_OVER_EM`` = 0.55 of the EM scale (non-compensation, invisible
+  nuclear binding energy). Deposited energy: Poisson quanta of ``HAD_STOCHASTIC**2`` GeV and a
+  constant term. The EM part develops as an EM shower from the interaction point, the hadronic
+  part with a Gamma profile in lambda and a wider lateral spread.
+* muons — minimum ionising: per layer a Moyal(Landau)-fluctuated MIP energy proportional to the
+  path length in the layer.
+
+Leakage beyond the last layer and spots outside |eta| < 3 are lost. :func:`mean_response` gives
+the expected deposit / energy for each kind (used by the tests' energy bookkeeping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector_sim import geometry as geo
+
+# --- electromagnetic showers -----------------------------------------------------------------
+EM_STOCHASTIC = 0.10  # sigma/E = 10%/sqrt(E) (COCOA-like sampling ECAL)
+EM_CONSTANT = 0.007
+CRITICAL_ENERGY_GEV = 0.0107  # Pb/LAr effective E_c
+Z_EFF = 82.0  # lead absorber
+MOLIERE_MM = 30.0  # effective Moliere radius of the Pb/LAr mixture
+EM_CORE_FRACTION = 0.85  # energy fraction in the radial core
+# --- hadronic showers --------------------------------------------------------------------------
+HAD_OVER_EM = 0.55  # h/e: response to the non-EM part of a hadronic shower
+GROOM_K = 0.85  # <f_em> = 1 - (E / 1 GeV)^(k - 1)
+EM_FRACTION_SIGMA = 0.04  # event-by-event spread of f_em
+HAD_STOCHASTIC = 0.42  # sampling term of the hadronic deposit (gives ~50%/sqrt(E) for a pion)
+HAD_CONSTANT = 0.015
+HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION = 40.0, 150.0, 0.6  # lateral profile of the hadronic part
+# --- minimum ionising deposits (EM scale, per layer at eta = 0) --------------------------------
+# ~7.5 MeV per X0 in Pb/LAr and ~190 MeV per lambda in Fe/scintillator
+MIP_GEV_PER_LAYER = np.array([layer.depth_x0 * 0.0075 if layer.is_ecal else layer.depth_lambda * 0.19
+                              for layer in geo.LAYERS])
+# --- spots -------------------------------------------------------------------------------------
+SPOT_ENERGY_GEV = 0.25  # a shower gets ~E / 0.25 GeV spots ...
+MAX_SPOTS = 400  # ... at most this many (lateral detail beyond this is invisible at cell size)
+SPOT_SHAPE = 4.0  # Gamma shape of the spots' energy shares (larger = more even)
+
+EM_PDGIDS = (11, 22)
+MUON_PDGID = 13
+
+
+@dataclass
+class Spots:
+    """Energy deposits before digitisation: one entry per spot."""
+
+    layer: np.ndarray  # int64
+    eta: np.ndarray
+    phi: np.ndarray
+    energy: np.ndarray  # GeV, EM scale
+    particle: np.ndarray  # int64 index of the particle that made the spot
+
+    @staticmethod
+    def concatenate(parts: list[Spots]) -> Spots:
+        return Spots(*(np.concatenate([getattr(p, name) for p in parts])
+                       for name in ("layer", "eta", "phi", "energy", "particle")))
+
+
+def particle_kind(pdgid) -> np.ndarray:
+    """0 = electromagnetic (e, gamma), 1 = muon, 2 = hadron."""
+    absid = np.abs(np.asarray(pdgid))
+    return np.where(np.isin(absid, EM_PDGIDS), 0, np.where(absid == MUON_PDGID, 1, 2))
+
+
+def mean_em_fraction(energy) -> np.ndarray:
+    return np.clip(1.0 - np.maximum(np.asarray(energy, dtype=float), 1.0) ** (GROOM_K - 1.0), 0.0, 1.0)
+
+
+def mean_response(pdgid, energy) -> np.ndarray:
+    """Expected deposited (EM-scale) energy / true energy for a shower that starts in the calorimeter."""
+    kind = particle_kind(pdgid)
+    f_em = mean_em_fraction(energy)
+    hadron = f_em + (1.0 - f_em) * HAD_OVER_EM
+    return np.where(kind == 0, 1.0, np.where(kind == 2, hadron, np.nan))
+
+
+def impact_points(particles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(eta, phi) of every particle at the middle of every layer, shape (n, 6), and whether it reaches the calorimeter."""
+    pt, eta, phi, charge = (np.asarray(particles[k], dtype=float) for k in ("pt", "eta", "phi", "charge"))
+    reaches = geo.reaches_radius(pt, charge, geo.CALO_FRONT_MM) & (np.abs(eta) < geo.ETA_MAX + 0.5)
+    eta_l, phi_l = geo.calo_eta_phi_at_radius(pt[:, None], eta[:, None], phi[:, None], charge[:, None], geo.R_MID_MM[None, :])
+    return eta_l, phi_l, reaches
+
+
+def _layer_of_depth(depth, cosh_eta, edges) -> np.ndarray:
+    """Layer index of material depth ``depth`` along a path at ``cosh_eta``; 6 = beyond the back."""
+    return np.searchsorted(edges[1:], depth / cosh_eta, side="right")
+
+
+def _radial_offsets(rng, n, core_mm, tail_mm, core_fraction) -> tuple[np.ndarray, np.ndarray]:
+    """Lateral (x, y) offsets [mm] from the two-component profile f(r) ~ 2 r R^2 / (r^2 + R^2)^2."""
+    u = rng.uniform(0.0, 0.995, n)
+    radius = np.where(rng.uniform(size=n) < core_fraction, core_mm, tail_mm) * np.sqrt(u / (1.0 - u))
+    angle = rng.uniform(0.0, 2 * np.pi, n)
+    return radius * np.cos(angle), radius * np.sin(angle)
+
+
+def _spot_counts(energy) -> np.ndarray:
+    return np.clip(np.ceil(np.asarray(energy) / SPOT_ENERGY_GEV), 1, MAX_SPOTS).astype(np.int64)
+
+
+def _split_into_spots(rng, owner, energy):
+    """Repeat each shower into its spots; spot energies are Gamma-distributed shares of ``energy``."""
+    counts = _spot_counts(energy)
+    spot_owner = np.repeat(np.arange(len(energy)), counts)
+    share = rng.gamma(SPOT_SHAPE, 1.0, spot_owner.size)
+    total = np.bincount(spot_owner, weights=share, minlength=len(energy))
+    return spot_owner, energy[spot_owner] * share / total[spot_owner]
+
+
+def _em_profile(rng, energy):
+    """Per shower GFlash (alpha, beta): Gamma(alpha, 1/beta) in X0, with correlated fluctuations."""
+    log_y = np.log(np.maximum(energy / CRITICAL_ENERGY_GEV, 3.0))
+    mean_t = np.maximum(log_y - 0.858, 0.5)
+    mean_alpha = 0.21 + (0.492 + 2.38 / Z_EFF) * log_y
+    fluct_y = np.maximum(log_y, 2.5)  # keep the fluctuation formulas finite at low energy
+    sigma_log_t = 1.0 / (-1.4 + 1.26 * fluct_y)
+    sigma_log_alpha = 1.0 / (-0.58 + 0.86 * fluct_y)
+    rho = np.clip(0.705 - 0.023 * fluct_y, -1.0, 1.0)
+    z1, z2 = rng.standard_normal((2, energy.size))
+    log_t = np.log(mean_t) + sigma_log_t * z1
+    log_alpha = np.log(np.maximum(mean_alpha, 1.05)) + sigma_log_alpha * (rho * z1 + np.sqrt(1 - rho**2) * z2)
+    t_max = np.exp(log_t)
+    alpha = np.maximum(np.exp(log_alpha), 1.05)
+    beta = (alpha - 1.0) / t_max
+    return alpha, beta, t_max
+
+
+def _em_spots(rng, energy, start_x0, cosh_eta, owner) -> tuple[np.ndarray, ...]:
+    """Spots of EM showers of ``energy`` starting at material depth ``start_x0`` (X0 along the path)."""
+    alpha, beta, t_max = _em_profile(rng, energy)
+    spot, spot_energy = _split_into_spots(rng, owner, energy)
+    depth = start_x0[spot] + rng.gamma(alpha[spot], 1.0 / beta[spot])
+    layer = _layer_of_depth(depth, cosh_eta[spot], geo.DEPTH_X0_EDGES)
+    widen = 1.0 + 0.5 * np.clip((depth - start_x0[spot]) / t_max[spot], 0.0, 4.0)  # showers widen with depth
+    dx, dy = _radial_offsets(rng, spot.size, 0.25 * MOLIERE_MM, MOLIERE_MM, EM_CORE_FRACTION)
+    return owner[spot], layer, spot_energy, dx * widen, dy * widen
+
+
+def _had_spots(rng, energy, start_lambda, cosh_eta, owner) -> tuple[np.ndarray, ...]:
+    """Spots of the non-EM part of hadronic showers starting at ``start_lambda`` (lambda along the path)."""
+    spot, spot_energy = _split_into_spots(rng, owner, energy)
+    scale = 0.4 + 0.05 * np.log(np.maximum(energy[spot], 1.0))
+    depth = start_lambda[spot] + rng.gamma(2.0, scale)
+    layer = _layer_of_depth(depth, cosh_eta[spot], geo.DEPTH_LAMBDA_EDGES)
+    dx, dy = _radial_offsets(rng, spot.size, HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION)
+    return owner[spot], layer, spot_energy, dx, dy
+
+
+def _mip_energy(rng, stop_lambda, cosh_eta):
+    """MIP deposits (n, 6) of charged particles that traverse the calorimeter up to ``stop_lambda``."""
+    edges = geo.DEPTH_LAMBDA_EDGES[None, :] * cosh_eta[:, None]  # (n, 7)
+    traversed = np.clip(stop_lambda[:, None], edges[:, :-1], edges[:, 1:]) - edges[:, :-1]
+    fraction = traversed / (edges[:, 1:] - edges[:, :-1])
+    gauss = rng.standard_normal(fraction.shape)
+    landau = np.clip(1.0 + 0.1 * (-np.log(gauss**2 + 1e-12) - 1.27), 0.5, 5.0)  # Moyal: -ln(chi2_1), mean 1.27
+    return MIP_GEV_PER_LAYER[None, :] * cosh_eta[:, None] * fraction * landau
+
+
+def _sampled(rng, visible, stochastic, constant):
+    """Visible energy with sampling (Poisson quanta of stochastic^2 GeV) and constant-term fluctuations."""
+    quantum = stochastic**2
+    return rng.poisson(np.maximum(visible, 0.0) / quantum) * quantum * np.maximum(1.0 + constant * rng.standard_normal(visible.size), 0.0)
+
+
+def shower_spots(particles: dict, rng: np.random.Generator, select: np.ndarray | None = None,
+                 impacts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[Spots, np.ndarray]:
+    """Energy spots of all ``particles`` (or those where ``select``) that reach the calorimeter.
+
+    ``impacts`` may pass :func:`impact_points` computed beforehand. Returns the spots and the
+    deposited energy per particle (sum of its spots, before the |eta| < 3 acceptance), the
+    bookkeeping the tests check.
+    """
+    n = len(particles["e"])
+    energy_all = np.asarray(particles["e"], dtype=float)
+    eta_l, phi_l, reaches = impacts if impacts is not None else impact_points(particles)
+    use = reaches if select is None else reaches & select
+    index = np.flatnonzero(use)
+    kind = particle_kind(np.asarray(particles["pdgid"])[index])
+    energy = energy_all[index]
+    cosh_eta = np.cosh(np.asarray(particles["eta"], dtype=float)[index])
+    charged = np.asarray(particles["charge"], dtype=float)[index] != 0
+    parts = []  # (owner, layer, energy, dx, dy)
+
+    # electromagnetic particles
+    em = kind == 0
+    if em.any():
+        e_dep = _sampled(rng, energy[em], EM_STOCHASTIC, EM_CONSTANT)
+        parts.append(_em_spots(rng, e_dep, np.zeros(e_dep.size), cosh_eta[em], index[em]))
+
+    # hadrons: interaction depth, MIP before it, EM and hadronic parts after it
+    had = kind == 2
+    if had.any():
+        e_had, c_had, q_had = energy[had], cosh_eta[had], charged[had]
+        start = rng.exponential(1.0, e_had.size)
+        total_lambda = geo.DEPTH_LAMBDA_EDGES[-1] * c_had
+        interacts = start < total_lambda
+        mip = _mip_energy(rng, np.where(interacts, start, np.inf), c_had) * q_had[:, None]
+        f_em = np.clip(mean_em_fraction(e_had) + EM_FRACTION_SIGMA * rng.standard_normal(e_had.size), 0.0, 1.0)
+        shower = np.where(interacts, np.maximum(e_had - mip.sum(axis=1), 0.0), 0.0)
+        visible = _sampled(rng, shower * (f_em + (1.0 - f_em) * HAD_OVER_EM), HAD_STOCHASTIC, HAD_CONSTANT)
+        em_part = visible * f_em / (f_em + (1.0 - f_em) * HAD_OVER_EM)
+        start_x0 = np.interp(start / c_had, geo.DEPTH_LAMBDA_EDGES, geo.DEPTH_X0_EDGES) * c_had
+        owner = index[had]
+        keep = em_part > 0
+        parts.append(_em_spots(rng, em_part[keep], start_x0[keep], c_had[keep], owner[keep]))
+        keep = visible - em_part > 0
+        parts.append(_had_spots(rng, (visible - em_part)[keep], start[keep], c_had[keep], owner[keep]))
+        parts.append(_mip_parts(mip, owner))
+
+    # muons: MIP through everything
+    mu = kind == 1
+    if mu.any():
+        parts.append(_mip_parts(_mip_energy(rng, np.full(mu.sum(), np.inf), cosh_eta[mu]), index[mu]))
+
+    if not parts:
+        empty = np.zeros(0)
+        return Spots(empty.astype(np.int64), empty, empty, empty, empty.astype(np.int64)), np.zeros(n)
+    owner, layer, spot_energy, dx, dy = (np.concatenate(arrays) for arrays in zip(*parts))
+    contained = layer < geo.N_LAYERS  # longitudinal leakage is lost
+    owner, layer, spot_energy, dx, dy = owner[contained], layer[contained], spot_energy[contained], dx[contained], dy[contained]
+    # lateral offsets dl [mm] at the layer radius r move eta and phi by dl / r (projective cells)
+    radius = geo.R_MID_MM[layer]
+    spot_eta = eta_l[owner, layer] + dx / radius
+    spot_phi = geo.wrap_phi(phi_l[owner, layer] + dy / radius)
+    deposited = np.bincount(owner, weights=spot_energy, minlength=n)
+    return Spots(layer.astype(np.int64), spot_eta, spot_phi, spot_energy, owner.astype(np.int64)), deposited
+
+
+def _mip_parts(mip: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, ...]:
+    """MIP deposits (n, 6) as spots on the particle's path (no lateral offset)."""
+    row, layer = np.nonzero(mip > 0)
+    zeros = np.zeros(row.size)
+    return owner[row], layer, mip[row, layer], zeros, zeros
+
+
+@dataclass
+class CellWindow:
+    """The cells of a region of interest, sorted by global cell id."""
+
+    cell_id: np.ndarray  # global id: LAYER_OFFSET[layer] + ieta * n + iphi
+    layer: np.ndarray
+    ieta: np.ndarray
+    iphi: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    sigma: np.ndarray  # GeV
+
+
+def window_cells(centre_eta, centre_phi, half_width: float, noise_scale: float = 1.0) -> CellWindow:
+    """All cells whose centres lie within a square of ``half_width`` in eta and phi around any centre."""
+    ids = []
+    for layer in geo.LAYERS:
+        n = layer.n_cells
+        for eta0, phi0 in zip(np.atleast_1d(centre_eta), np.atleast_1d(centre_phi)):
+            lo = max(int(np.floor((eta0 - half_width + geo.ETA_MAX) / layer.d_eta)), 0)
+            hi = min(int(np.ceil((eta0 + half_width + geo.ETA_MAX) / layer.d_eta)), n)
+            first = int(np.floor((phi0 - half_width + np.pi) / layer.d_phi))
+            last = int(np.ceil((phi0 + half_width + np.pi) / layer.d_phi))
+            iphi = np.unique(np.arange(first, last) % n)
+            ieta = np.arange(lo, hi)
+            ids.append((geo.LAYER_OFFSET[layer.index] + ieta[:, None] * n + iphi[None, :]).ravel())
+    cell_id = np.unique(np.concatenate(ids))
+    layer_index = np.searchsorted(geo.LAYER_OFFSET[1:], cell_id, side="right")
+    local = cell_id - geo.LAYER_OFFSET[layer_index]
+    n_cells = geo.N_CELLS[layer_index]
+    ieta, iphi = local // n_cells, local % n_cells
+    eta = -geo.ETA_MAX + (ieta + 0.5) * (2 * geo.ETA_MAX / n_cells)
+    phi = -np.pi + (iphi + 0.5) * (2 * np.pi / n_cells)
+    return CellWindow(cell_id, layer_index, ieta, iphi, eta, phi, geo.NOISE_GEV[layer_index] * noise_scale)
+
+
+def spot_cell_ids(spots: Spots) -> np.ndarray:
+    """Global cell id of every spot; -1 outside |eta| < 3."""
+    n = geo.N_CELLS[spots.layer]
+    ieta = np.floor((spots.eta + geo.ETA_MAX) / (2 * geo.ETA_MAX) * n).astype(np.int64)
+    iphi = np.floor((spots.phi + np.pi) / (2 * np.pi) * n).astype(np.int64) % n
+    inside = (ieta >= 0) & (ieta < n)
+    return np.where(inside, geo.LAYER_OFFSET[spots.layer] + ieta * n + iphi, -1)
+
+
+def digitise(spots: Spots, window: CellWindow, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Cell energies in ``window``: (signal + Gaussian noise, signal alone)."""
+    cell = spot_cell_ids(spots)
+    position = np.searchsorted(window.cell_id, cell)
+    position = np.minimum(position, window.cell_id.size - 1)
+    inside = (cell >= 0) & (window.cell_id[position] == cell)
+    signal = np.bincount(position[inside], weights=spots.energy[inside], minlength=window.cell_id.size)
+    noise = window.sigma * rng.standard_normal(window.cell_id.size)
+    return signal + noise, signal
