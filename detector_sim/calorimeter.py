@@ -273,29 +273,31 @@ class CellWindow:
     eta: np.ndarray
     phi: np.ndarray
     sigma: np.ndarray  # GeV
+    position: np.ndarray  # (N_CELLS_TOTAL,) index into the window's arrays, -1 outside the window
 
 
 def window_cells(centre_eta, centre_phi, half_width: float, noise_scale: float = 1.0) -> CellWindow:
     """All cells whose centres lie within a square of ``half_width`` in eta and phi around any centre."""
-    ids = []
+    inside = np.zeros(geo.N_CELLS_TOTAL, dtype=bool)
     for layer in geo.LAYERS:
         n = layer.n_cells
+        grid = inside[geo.LAYER_OFFSET[layer.index]:geo.LAYER_OFFSET[layer.index + 1]].reshape(n, n)  # view
         for eta0, phi0 in zip(np.atleast_1d(centre_eta), np.atleast_1d(centre_phi)):
             lo = max(int(np.floor((eta0 - half_width + geo.ETA_MAX) / layer.d_eta)), 0)
             hi = min(int(np.ceil((eta0 + half_width + geo.ETA_MAX) / layer.d_eta)), n)
             first = int(np.floor((phi0 - half_width + np.pi) / layer.d_phi))
             last = int(np.ceil((phi0 + half_width + np.pi) / layer.d_phi))
-            iphi = np.unique(np.arange(first, last) % n)
-            ieta = np.arange(lo, hi)
-            ids.append((geo.LAYER_OFFSET[layer.index] + ieta[:, None] * n + iphi[None, :]).ravel())
-    cell_id = np.unique(np.concatenate(ids))
+            grid[lo:hi, np.arange(first, min(last, first + n)) % n] = True
+    cell_id = np.flatnonzero(inside)
     layer_index = np.searchsorted(geo.LAYER_OFFSET[1:], cell_id, side="right")
     local = cell_id - geo.LAYER_OFFSET[layer_index]
     n_cells = geo.N_CELLS[layer_index]
     ieta, iphi = local // n_cells, local % n_cells
     eta = -geo.ETA_MAX + (ieta + 0.5) * (2 * geo.ETA_MAX / n_cells)
     phi = -np.pi + (iphi + 0.5) * (2 * np.pi / n_cells)
-    return CellWindow(cell_id, layer_index, ieta, iphi, eta, phi, geo.NOISE_GEV[layer_index] * noise_scale)
+    position = np.full(geo.N_CELLS_TOTAL, -1, dtype=np.int64)
+    position[cell_id] = np.arange(cell_id.size)
+    return CellWindow(cell_id, layer_index, ieta, iphi, eta, phi, geo.NOISE_GEV[layer_index] * noise_scale, position)
 
 
 def spot_cell_ids(spots: Spots) -> np.ndarray:
@@ -310,9 +312,8 @@ def spot_cell_ids(spots: Spots) -> np.ndarray:
 def digitise(spots: Spots, window: CellWindow, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Cell energies in ``window``: (signal + Gaussian noise, signal alone)."""
     cell = spot_cell_ids(spots)
-    position = np.searchsorted(window.cell_id, cell)
-    position = np.minimum(position, window.cell_id.size - 1)
-    inside = (cell >= 0) & (window.cell_id[position] == cell)
+    position = np.where(cell >= 0, window.position[np.maximum(cell, 0)], -1)
+    inside = position >= 0
     signal = np.bincount(position[inside], weights=spots.energy[inside], minlength=window.cell_id.size)
-    noise = window.sigma * rng.standard_normal(window.cell_id.size)
+    noise = window.sigma * rng.standard_normal(window.cell_id.size, dtype=np.float32)
     return signal + noise, signal

@@ -11,18 +11,15 @@ order (showers, noise, tracks): identical triples give bit-identical replicas.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass, field
 
 import awkward as ak
-import fastjet
 import numpy as np
 
 from detector_sim import calorimeter, geometry as geo
 from detector_sim.clustering import cluster_kinematics, topoclusters
 from detector_sim.config import SimConfig
-from detector_sim.generate import TruthEvent, generate_shard
+from detector_sim.generate import TruthEvent, cluster_antikt, generate_shard, jet_definition
 from detector_sim.replicas import replica_generator
 from detector_sim.tracker import reconstruct_tracks
 from gnnjets.io import schema
@@ -33,40 +30,19 @@ SHOWER_REACH = 0.3
 _CELL_COLUMNS = ("cell_e", "cell_eta", "cell_phi", "cell_layer", "cell_sigma", "cell_topo_idx")
 
 
-@contextlib.contextmanager
-def _stdout_silenced():
-    """Silence C-level stdout (fastjet prints its banner there on first use)."""
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-_BANNER_SHOWN = False
-
-
-def antikt(pt, eta, phi, e, radius: float, pt_min: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Anti-kT jets of massless or massive inputs: list of (kinematics [pt, eta, phi, e, m], constituent indices), pT ordered."""
-    global _BANNER_SHOWN
-    inputs = []
-    for i, (pt_i, eta_i, phi_i, e_i) in enumerate(zip(pt, eta, phi, e)):
-        jet = fastjet.PseudoJet(pt_i * np.cos(phi_i), pt_i * np.sin(phi_i), pt_i * np.sinh(eta_i), e_i)
-        jet.set_user_index(i)
-        inputs.append(jet)
-    definition = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
-    if not _BANNER_SHOWN:
-        with _stdout_silenced():
-            sequence = fastjet.ClusterSequence(inputs, definition)
-        _BANNER_SHOWN = True
-    else:
-        sequence = fastjet.ClusterSequence(inputs, definition)
-    jets = fastjet.sorted_by_pt(sequence.inclusive_jets(pt_min))
-    return [(np.array([j.pt(), j.eta(), j.phi_std(), j.e(), j.m()]),
-             np.array(sorted(c.user_index() for c in j.constituents()), dtype=np.int64)) for j in jets]
+def antikt(pt, eta, phi, e, definition, pt_min: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Anti-kT jets of (massless) inputs: list of ([pt, eta, phi, e, m], constituent indices), pT ordered."""
+    momenta = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e], axis=1).reshape(-1, 4)  # (N, 4)
+    if not len(momenta):
+        return []
+    jets, constituents = cluster_antikt(momenta, definition, pt_min)
+    px, py, pz, energy = jets.T
+    jet_pt = np.hypot(px, py)
+    jet_eta = np.arcsinh(pz / jet_pt)
+    jet_phi = np.arctan2(py, px)
+    jet_m = np.sqrt(np.maximum(energy**2 - px**2 - py**2 - pz**2, 0.0))
+    kinematics = np.stack([jet_pt, jet_eta, jet_phi, energy, jet_m], axis=1)  # (J, 5)
+    return list(zip(kinematics, constituents))
 
 
 @dataclass
@@ -118,7 +94,7 @@ def _reco_replica(event: TruthEvent, config: SimConfig, rng: np.random.Generator
     kin = cluster_kinematics(cluster, energy, window.eta, window.phi)
     positive = np.flatnonzero(kin["e"] > 0)
     jets = antikt(kin["pt"][positive], kin["eta"][positive], kin["phi"][positive], kin["e"][positive],
-                  config.jets.radius, config.detector.reco_jet_pt_min_gev)
+                  jet_definition(config.jets.radius), config.detector.reco_jet_pt_min_gev)
     # constituent indices refer to `positive`; map back to cluster ids
     jets = [(kinematics, positive[members]) for kinematics, members in jets]
     tracks = reconstruct_tracks(event.particles, rng, efficiency_plateau=config.detector.tracker_efficiency)
