@@ -60,8 +60,8 @@ HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION = 40.0, 150.0, 0.6  # lateral profil
 MIP_GEV_PER_LAYER = np.array([layer.depth_x0 * 0.0075 if layer.is_ecal else layer.depth_lambda * 0.19
                               for layer in geo.LAYERS])
 # --- spots -------------------------------------------------------------------------------------
-SPOT_ENERGY_GEV = 0.25  # a shower gets ~E / 0.25 GeV spots ...
-MAX_SPOTS = 400  # ... at most this many (lateral detail beyond this is invisible at cell size)
+SPOT_ENERGY_GEV = 0.4  # a shower gets ~E / 0.4 GeV spots ...
+MAX_SPOTS = 300  # ... at most this many (lateral detail beyond this is invisible at cell size)
 SPOT_SHAPE = 4.0  # Gamma shape of the spots' energy shares (larger = more even)
 
 EM_PDGIDS = (11, 22)
@@ -87,7 +87,7 @@ class Spots:
 def particle_kind(pdgid) -> np.ndarray:
     """0 = electromagnetic (e, gamma), 1 = muon, 2 = hadron."""
     absid = np.abs(np.asarray(pdgid))
-    return np.where(np.isin(absid, EM_PDGIDS), 0, np.where(absid == MUON_PDGID, 1, 2))
+    return np.where((absid == EM_PDGIDS[0]) | (absid == EM_PDGIDS[1]), 0, np.where(absid == MUON_PDGID, 1, 2))
 
 
 def mean_em_fraction(energy) -> np.ndarray:
@@ -264,7 +264,7 @@ def _mip_parts(mip: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, ...]:
 
 @dataclass
 class CellWindow:
-    """The cells of a region of interest, sorted by global cell id."""
+    """The cells of a region of interest, each once (order: layer, then ieta, then iphi per jet)."""
 
     cell_id: np.ndarray  # global id: LAYER_OFFSET[layer] + ieta * n + iphi
     layer: np.ndarray
@@ -273,31 +273,31 @@ class CellWindow:
     eta: np.ndarray
     phi: np.ndarray
     sigma: np.ndarray  # GeV
-    position: np.ndarray  # (N_CELLS_TOTAL,) index into the window's arrays, -1 outside the window
+    position: np.ndarray  # (N_CELLS_TOTAL,) int32 index into the window's arrays, -1 outside the window
 
 
 def window_cells(centre_eta, centre_phi, half_width: float, noise_scale: float = 1.0) -> CellWindow:
     """All cells whose centres lie within a square of ``half_width`` in eta and phi around any centre."""
-    inside = np.zeros(geo.N_CELLS_TOTAL, dtype=bool)
+    ids = []
     for layer in geo.LAYERS:
         n = layer.n_cells
-        grid = inside[geo.LAYER_OFFSET[layer.index]:geo.LAYER_OFFSET[layer.index + 1]].reshape(n, n)  # view
         for eta0, phi0 in zip(np.atleast_1d(centre_eta), np.atleast_1d(centre_phi)):
             lo = max(int(np.floor((eta0 - half_width + geo.ETA_MAX) / layer.d_eta)), 0)
             hi = min(int(np.ceil((eta0 + half_width + geo.ETA_MAX) / layer.d_eta)), n)
             first = int(np.floor((phi0 - half_width + np.pi) / layer.d_phi))
-            last = int(np.ceil((phi0 + half_width + np.pi) / layer.d_phi))
-            grid[lo:hi, np.arange(first, min(last, first + n)) % n] = True
-    cell_id = np.flatnonzero(inside)
-    layer_index = np.searchsorted(geo.LAYER_OFFSET[1:], cell_id, side="right")
-    local = cell_id - geo.LAYER_OFFSET[layer_index]
-    n_cells = geo.N_CELLS[layer_index]
-    ieta, iphi = local // n_cells, local % n_cells
-    eta = -geo.ETA_MAX + (ieta + 0.5) * (2 * geo.ETA_MAX / n_cells)
-    phi = -np.pi + (iphi + 0.5) * (2 * np.pi / n_cells)
-    position = np.full(geo.N_CELLS_TOTAL, -1, dtype=np.int64)
-    position[cell_id] = np.arange(cell_id.size)
-    return CellWindow(cell_id, layer_index, ieta, iphi, eta, phi, geo.NOISE_GEV[layer_index] * noise_scale, position)
+            last = min(int(np.ceil((phi0 + half_width + np.pi) / layer.d_phi)), first + n)
+            iphi = np.arange(first, last) % n
+            ids.append((geo.LAYER_OFFSET[layer.index] + np.arange(lo, hi)[:, None] * n + iphi[None, :]).ravel())
+    cell_id = np.concatenate(ids)
+    if np.size(centre_eta) > 1:  # overlapping windows of several jets: each cell once
+        marked = np.zeros(geo.N_CELLS_TOTAL, dtype=bool)
+        marked[cell_id] = True
+        cell_id = np.flatnonzero(marked)
+    layer_index = geo.CELL_LAYER[cell_id]
+    position = np.full(geo.N_CELLS_TOTAL, -1, dtype=np.int32)
+    position[cell_id] = np.arange(cell_id.size, dtype=np.int32)
+    return CellWindow(cell_id, layer_index, geo.CELL_IETA[cell_id], geo.CELL_IPHI[cell_id], geo.CELL_ETA[cell_id],
+                      geo.CELL_PHI[cell_id], geo.NOISE_GEV[layer_index] * noise_scale, position)
 
 
 def spot_cell_ids(spots: Spots) -> np.ndarray:

@@ -95,6 +95,22 @@ R_MID_MM = np.array([layer.r_mid_mm for layer in LAYERS])
 #: first global cell id of each layer when all layers are concatenated
 LAYER_OFFSET = np.concatenate([[0], np.cumsum(N_CELLS**2)])
 N_CELLS_TOTAL = int(LAYER_OFFSET[-1])
+
+
+def _cell_tables():
+    layer = np.repeat(np.arange(len(N_CELLS)), N_CELLS**2)
+    local = np.arange(int(LAYER_OFFSET[-1])) - LAYER_OFFSET[layer]
+    n = N_CELLS[layer]
+    ieta, iphi = local // n, local % n
+    eta = -ETA_MAX + (ieta + 0.5) * (2 * ETA_MAX / n)
+    phi = -np.pi + (iphi + 0.5) * (2 * np.pi / n)
+    return layer, ieta, iphi, eta, phi
+
+
+#: per global cell id: layer, ieta, iphi, centre eta and phi (lookup tables, read-only)
+CELL_LAYER, CELL_IETA, CELL_IPHI, CELL_ETA, CELL_PHI = _cell_tables()
+for _table in (CELL_LAYER, CELL_IETA, CELL_IPHI, CELL_ETA, CELL_PHI):
+    _table.flags.writeable = False
 #: radial boundaries of the calorimeter layers in units of X0 / lambda seen at eta = 0,
 #: ``depth_*_edges[i]`` is the front of layer i, the last entry the back of the calorimeter
 DEPTH_X0_EDGES = np.concatenate([[0.0], np.cumsum([layer.depth_x0 for layer in LAYERS])])

@@ -117,7 +117,7 @@ def test_window_wraps_around_phi_pi():
     window = cal.window_cells([0.0], [3.1], 0.2)
     assert np.any(window.phi > 3.0) and np.any(window.phi < -3.0)
     assert np.all(np.abs(geo.delta_phi(window.phi, 3.1)) < 0.2 + 0.2)
-    assert np.all(np.diff(window.cell_id) > 0)
+    assert np.unique(window.cell_id).size == window.cell_id.size
 
 
 def test_spots_map_to_the_cell_containing_them():
