@@ -151,12 +151,12 @@ def main(argv=None) -> int:
         print(f"{lo:7.0f}-{hi:<7.0f}  {sel.sum():6d} {median:8.3f} {widths[-1]:18.3f}")
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for name, (response, resolution) in results.items():
-        axes[0].plot(energies, response, "o-", label=name)
+    for k, (name, (response, resolution)) in enumerate(results.items()):
+        axes[0].plot(energies, response, "o-", color=f"C{k}", label=name)
         if name != "mu-":
-            axes[1].plot(energies, resolution, "o", label=name)
+            axes[1].plot(energies, resolution, "o", color=f"C{k}", label=name)
             fine = np.geomspace(energies[0], energies[-1], 100)
-            axes[1].plot(fine, resolution_model(fine, *fits[name]), "-", alpha=0.5)
+            axes[1].plot(fine, resolution_model(fine, *fits[name]), "-", color=f"C{k}", alpha=0.5)
     axes[1].plot(energies, em_target, "k--", label="10%/√E ⊕ 0.7%")
     axes[1].plot(energies, resolution_model(energies, 0.5, 0.0, 0.03), "k:", label="50%/√E ⊕ 3%")
     for ax, ylabel in zip(axes[:2], ("median E_reco / E", "σ / E")):
