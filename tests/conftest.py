@@ -86,3 +86,31 @@ def write_synthetic_jets(path: str | Path, *, n_jets: int = 8, n_replicas: int =
 def synthetic_jets_file(tmp_path):
     """A small schema-conformant file: 8 jets x 2 replicas."""
     return write_synthetic_jets(tmp_path / "synthetic.root")
+
+
+def simulate_file(path: Path, config: str, events: int, *, replicas: int = 2, seed: int = 1, overrides=()) -> Path:
+    """Run ``detector-sim generate`` in-process; the tests' real-simulation files come from here."""
+    from detector_sim import cli
+
+    argv = ["generate", "--config", config, "--events", str(events), "--replicas", str(replicas), "--seed", str(seed),
+            "--out", str(path), "--quiet"]
+    for item in overrides:
+        argv += ["--set", item]
+    if cli.main(argv) != 0:
+        raise RuntimeError(f"detector-sim generate failed for {path}")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def sim_qg_file(tmp_path_factory):
+    """~20 q/g jets (pT 200-400 GeV) x 2 replicas from the real simulation."""
+    return simulate_file(tmp_path_factory.mktemp("sim") / "qg.root", "configs/sim/qg.yaml", 40,
+                         overrides=["generator.pthat_slices=[[200,400]]", "jets.pt_min_gev=150",
+                                    "jets.pt_max_gev=500", "sharding.events_per_shard=20"])
+
+
+@pytest.fixture(scope="session")
+def sim_top_file(tmp_path_factory):
+    """~10 top jets x 2 replicas from the real simulation."""
+    return simulate_file(tmp_path_factory.mktemp("sim") / "top.root", "configs/sim/top.yaml", 30, seed=2,
+                         overrides=["sharding.events_per_shard=30"])
