@@ -39,26 +39,17 @@ def _versions() -> dict:
     return out
 
 
-def _positive(name: str):
+def _integer(name: str, minimum: int):
+    """argparse type: an integer >= ``minimum``, with an error that names the option."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, not {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1, not {value}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum}, not {value}")
         return value
     return parse
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer, not {value}")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,11 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate events and write jet replicas to a ROOT file")
     gen.add_argument("--config", required=True, help="simulation config YAML (configs/sim/qg.yaml, top.yaml, qcd.yaml)")
-    gen.add_argument("--events", required=True, type=_positive("--events"), help="number of Pythia events to generate")
-    gen.add_argument("--replicas", default=2, type=_positive("--replicas"), help="detector replicas per jet (default 2)")
-    gen.add_argument("--seed", default=0, type=_non_negative, help="base seed (default 0)")
+    gen.add_argument("--events", required=True, type=_integer("--events", 1), help="number of Pythia events to generate")
+    gen.add_argument("--replicas", default=2, type=_integer("--replicas", 1), help="detector replicas per jet (default 2)")
+    gen.add_argument("--seed", default=0, type=_integer("--seed", 0), help="base seed (default 0)")
     gen.add_argument("--out", required=True, help="output .root file (written atomically)")
-    gen.add_argument("--workers", default=1, type=_positive("--workers"), help="processes; the output does not depend on it")
+    gen.add_argument("--workers", default=1, type=_integer("--workers", 1), help="processes; the output does not depend on it")
     gen.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config field, e.g. --set jets.pt_min_gev=300 (repeatable)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
