@@ -75,6 +75,12 @@ class SimConfig:
 
 def _check_type(value, annotation, where: str):
     origin = typing.get_origin(annotation)
+    if annotation is typing.Any:
+        return value
+    if annotation is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping of keys to values, not {value!r}")
+        return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, not {value!r}")
@@ -90,6 +96,10 @@ def _check_type(value, annotation, where: str):
     if annotation is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, not {value!r}")
+        return value
+    if annotation is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, not {value!r}")
         return value
     if origin is list:
         if not isinstance(value, list):

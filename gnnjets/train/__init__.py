@@ -1,0 +1,1 @@
+"""Training loops: contrastive pretraining (and, later, downstream heads)."""
