@@ -166,3 +166,23 @@ def test_torchrun_ddp_on_two_cpu_processes(sim_qg_file, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=Path.cwd())
     assert done.returncode == 0, done.stderr[-3000:]
     assert load_checkpoint(out / "last.pt")["data_position"]["world_size"] == 2
+
+
+def test_scalars_go_to_tensorboard_when_it_is_installed(sim_qg_file, tmp_path, monkeypatch):
+    from gnnjets.train import pretrain as module
+
+    class Recorder:
+        def __init__(self):
+            self.scalars, self.closed = [], False
+
+        def add_scalar(self, key, value, step):
+            self.scalars.append((key, step))
+
+        def close(self):
+            self.closed = True
+
+    recorder = Recorder()
+    monkeypatch.setattr(module, "_tensorboard", lambda out_dir: recorder)
+    pretrain(small_config(sim_qg_file, tmp_path / "run", optim={"max_steps": 2}))
+    assert ("loss", 1) in recorder.scalars and ("pos_cosine", 2) in recorder.scalars
+    assert recorder.closed

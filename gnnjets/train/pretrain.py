@@ -6,7 +6,8 @@ linear warm-up + cosine schedule, gradient clipping, bf16 autocast on GPU, every
 
 Run folder (``train.out_dir``): ``config.yaml`` (the resolved config), ``metrics.csv`` (one row
 per ``log_every`` steps: loss, lr, jets/s, alignment, uniformity, positive/negative cosine,
-effective ranks; and the probe AUC when measured), ``last.pt`` (written atomically every
+effective ranks; and the probe AUC when measured; the same scalars go to TensorBoard in
+``tensorboard/`` when the ``tensorboard`` package is installed), ``last.pt`` (written atomically every
 ``checkpoint_every`` steps and at the end).
 
 Resuming (``resume=True``) restores weights, optimiser, scheduler, step, the data position (epoch
@@ -109,6 +110,15 @@ def _device(config: PretrainConfig, local_rank: int) -> torch.device:
     if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
+
+
+def _tensorboard(out_dir: Path):
+    """A TensorBoard writer in ``out_dir/tensorboard`` when the ``tensorboard`` package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional: metrics.csv holds everything
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))
 
 
 def _write_metrics(path: Path, row: dict, resume_step: int | None = None) -> None:
@@ -274,6 +284,7 @@ class Pretrainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
             _write_metrics(self.metrics_path, {}, resume_step=self.resumed_from if self.resumed_from is not None else -1)
+        board = _tensorboard(self.out_dir) if self.rank == 0 else None
         progress = tqdm(total=config.optim.max_steps, initial=self.step, unit="step", file=None,
                         disable=not config.train.progress or self.rank != 0, desc="pretrain")
         loss, diagnostics = torch.tensor(float("nan")), {}
@@ -303,6 +314,10 @@ class Pretrainer:
                         row["probe_auc"] = self.probe()
                     if self.rank == 0:
                         _write_metrics(self.metrics_path, row)
+                    if board is not None:
+                        for key, value in row.items():
+                            if key not in ("step", "epoch") and value is not None:
+                                board.add_scalar(key, value, self.step)
                     progress.set_postfix(loss=f"{loss.item():.3f}", jets_s=f"{rate:.0f}")
                     jets_seen, clock = 0, time.perf_counter()
                 if self.step % config.train.checkpoint_every == 0 or last:
@@ -310,6 +325,8 @@ class Pretrainer:
                 if last or (stop_after is not None and self.step >= stop_after):
                     break
         progress.close()
+        if board is not None:
+            board.close()
         return PretrainResult(self.step, float(loss.item()), diagnostics, self.probe_auc, self.checkpoint_path)
 
 
