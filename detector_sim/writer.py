@@ -4,6 +4,13 @@ The file is written under a temporary name in the target folder and renamed only
 complete: an interrupted run never leaves a file that looks finished. ``uproot.WritableDirectory``
 ``mktree``/``extend`` makes a TTree (a plain ``f[name] = arrays`` would make an RNTuple with
 uproot >= 5.7, which ROOT 6 TTree readers cannot open).
+
+Compression: LZ4 (:data:`DEFAULT_COMPRESSION`), not uproot's default zlib. The training loader
+decompresses every basket each epoch and zlib was its largest single cost. Measured on a
+simulated file of 10,710 q/g jet replicas rewritten with its baskets (~270 entries) kept, CPU
+time to read the loader's branches (2 busy cores): zlib-1 (uproot's default) 61.2 MB, 0.70 s;
+LZ4 70.3 MB (+15 %), 0.21-0.33 s; ZSTD-5 56.3 MB, 0.35 s. uproot's LZ4 level does not change
+the size (levels 1-9 alike); 4 is ROOT's default. Reading LZ4 needs ``xxhash`` (block checksums).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import uproot
 
 from gnnjets.io import schema
 
+#: basket compression of the files written (see the module docstring)
+DEFAULT_COMPRESSION = uproot.LZ4(4)
 
 class OutputPathError(ValueError):
     """The output path cannot be written; the message says why and what to do."""
@@ -69,10 +78,17 @@ class JetWriter:
     >>> with JetWriter("jets.root") as writer:      # doctest: +SKIP
     ...     writer.write(batch)                      # dict: schema branch name -> array / jagged array
     ...     writer.provenance["jets_written"] = 10
+
+    ``compression``: an ``uproot.compression.Compression`` (``uproot.ZLIB(1)``, ``uproot.LZ4(4)``,
+    ...) or ``None`` (uncompressed); default :data:`DEFAULT_COMPRESSION`.
     """
 
-    def __init__(self, path: str | Path, provenance: dict | None = None):
+    def __init__(self, path: str | Path, provenance: dict | None = None, compression=DEFAULT_COMPRESSION):
+        if compression is not None and not isinstance(compression, uproot.compression.Compression):
+            raise TypeError(f"'compression' must be an uproot compression such as uproot.LZ4(4), or None, "
+                            f"not {compression!r}")
         self.path = check_output_path(path)
+        self.compression = compression
         self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         self.provenance = dict(provenance or {})
         self.provenance.setdefault("schema_version", schema.SCHEMA_VERSION)
@@ -80,7 +96,7 @@ class JetWriter:
         self._file = None
 
     def __enter__(self) -> JetWriter:
-        self._file = uproot.recreate(self.tmp_path)
+        self._file = uproot.recreate(self.tmp_path, compression=self.compression)
         self._file.mktree(schema.TREE_NAME, _tree_types(), counter_name=lambda prefix: schema.COLLECTIONS[prefix][0])
         return self
 

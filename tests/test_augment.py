@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch_geometric.transforms import Compose
 
-from gnnjets.augment import (CollinearSplit, RotateJet, SoftSmear, TranslateJet, augmentations_from_config,
+from gnnjets.augment import (CollinearSplit, JetCompose, RotateJet, SoftSmear, TranslateJet, augmentations_from_config,
                              configure_transform, default_augmentations, energy_weighted_axis, rotate_jet, split_nodes,
                              translate_jet)
 from gnnjets.augment.collinear import inherited_edges, inherited_edges_torch
@@ -275,10 +275,38 @@ def test_transforms_use_the_scaling_they_are_given(records):
 
 def test_composed_repr_reads_as_a_recipe():
     text = repr(default_augmentations())
-    assert text.splitlines() == ["Compose([", "  CollinearSplit(probability=0.1, split_tracks=False),",
+    assert text.splitlines() == ["JetCompose([", "  CollinearSplit(probability=0.1, split_tracks=False),",
                                  "  SoftSmear(lambda_soft_gev=0.1, energy_floor_gev=0.1),",
                                  "  RotateJet(max_angle=6.283),", "  TranslateJet(max_shift=1.000)", "])"]
     assert repr(RotateJet(max_angle=math.pi)) == "RotateJet(max_angle=3.142)"
+
+
+@pytest.mark.parametrize("steps", [
+    lambda g: [CollinearSplit(probability=0.3, generator=g), SoftSmear(generator=g), RotateJet(generator=g),
+               TranslateJet(generator=g)],
+    lambda g: [RotateJet(generator=g), CollinearSplit(probability=0.5, split_tracks=True, generator=g)],
+    lambda g: [TranslateJet(generator=g), SoftSmear(generator=g), CollinearSplit(probability=0.3, generator=g),
+               RotateJet(generator=g)],
+    lambda g: [SoftSmear(generator=g, scaling=FeatureScaling(angle_scale=0.4)), copy.copy, RotateJet(generator=g)],
+])
+@pytest.mark.parametrize("on", ["graph", "batch"])
+def test_jet_compose_equals_the_steps_one_by_one(steps, on, request):
+    data = request.getfixturevalue(on)
+    before = snapshot(data)
+    expected = data
+    for step in steps(generator(5)):
+        expected = step(expected)
+    composed = JetCompose(steps(generator(5)))(data)
+    assert set(composed.keys()) == set(expected.keys())
+    for key, value in expected.items():
+        assert torch.equal(composed[key], value) if isinstance(value, torch.Tensor) else composed[key] == value, key
+    assert all(torch.equal(before[key], value) for key, value in snapshot(data).items())  # input untouched
+
+
+def test_jet_compose_output_is_consistent(batch):
+    assert_consistent(default_augmentations(generator=generator(2))(batch))
+    with pytest.raises(TypeError, match="list of transforms"):
+        JetCompose(RotateJet())
 
 
 def test_augmentations_from_config():

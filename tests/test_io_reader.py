@@ -62,6 +62,36 @@ def test_chunked_iteration_equals_full_read(tmp_path):
     assert ak.to_list(ak.concatenate(chunks)) == ak.to_list(full)
 
 
+def test_read_entries_of_one_file_reuse_the_open_tree(tmp_path):
+    import pickle
+
+    paths = [write_synthetic_jets(tmp_path / name, n_jets=6, n_replicas=2, seed=seed)
+             for seed, name in enumerate(("a.root", "b.root"))]
+    chunks = read_jets(paths, step_size=3)
+    part = chunks.read_entries(1, 2, 9)
+    assert ak.to_list(part) == ak.to_list(read_all(paths, entry_start=12 + 2, entry_stop=12 + 9))
+    assert part["source_file_index"].tolist() == [1] * 7 and part["entry"].tolist() == list(range(2, 9))
+    tree = chunks._tree(1)
+    chunks.read_entries(1, 0, 3)
+    assert chunks._tree(1) is tree  # not opened again
+    clone = pickle.loads(pickle.dumps(chunks))  # open files stay behind
+    assert ak.to_list(clone.read_entries(1, 2, 9)) == ak.to_list(part)
+    chunks.close()
+    assert ak.to_list(chunks.read_entries(1, 2, 9)) == ak.to_list(part)
+    with pytest.raises(EmptySelectionError, match="select nothing"):
+        chunks.read_entries(0, 12, 20)
+    with pytest.raises(IndexError, match="file_index 2"):
+        chunks.read_entries(2, 0, 1)
+
+
+def test_files_are_written_with_lz4_by_default(tmp_path):
+    path = write_synthetic_jets(tmp_path / "a.root", n_jets=3)
+    with uproot.open(path) as file:
+        assert isinstance(file.file.compression, uproot.LZ4)
+    with pytest.raises(TypeError, match="uproot compression"):
+        JetWriter(tmp_path / "b.root", compression="lz4")
+
+
 def test_entry_range_spans_two_files(tmp_path):
     a = write_synthetic_jets(tmp_path / "a.root", n_jets=4, n_replicas=2, seed=1)  # 8 entries
     b = write_synthetic_jets(tmp_path / "b.root", n_jets=3, n_replicas=2, seed=2)  # 6 entries

@@ -38,6 +38,9 @@ class JetTransform(BaseTransform):
             ``x``; the datasets set their graph config's scaling through :func:`configure_transform`.
     """
 
+    #: whether the transform changes ``pos`` (and so, unless told not to, ``x`` and ``edge_attr``)
+    moves_nodes = True
+
     def __init__(self, *, generator: torch.Generator | None = None, scaling: FeatureScaling | None = None):
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"'generator' must be a torch.Generator, not {generator!r}")
@@ -60,11 +63,18 @@ class JetTransform(BaseTransform):
         generator.set_state(torch.frombuffer(bytearray(state["generator"]), dtype=torch.uint8))
         self.__dict__.update(state, generator=generator)
 
-    def __call__(self, data, generator: torch.Generator | None = None):
-        # shallow copy: the transform replaces tensors, it never writes into the input's
-        return self.forward(copy.copy(data), generator if generator is not None else self.generator)
+    def __call__(self, data, generator: torch.Generator | None = None, *, update_derived: bool = True):
+        """The transformed copy of ``data``.
 
-    def forward(self, data, generator: torch.Generator):  # pragma: no cover - abstract
+        ``update_derived=False`` lets a transform that moves nodes leave the angle columns of ``x``
+        and ``edge_attr`` stale (``pos`` and everything else is exact): for a caller that moves
+        the nodes again and recomputes them once, as :class:`~gnnjets.augment.JetCompose` does.
+        """
+        # shallow copy: the transform replaces tensors, it never writes into the input's
+        return self.forward(copy.copy(data), generator if generator is not None else self.generator,
+                            update_derived=update_derived)
+
+    def forward(self, data, generator: torch.Generator, update_derived: bool = True):  # pragma: no cover - abstract
         raise NotImplementedError
 
 

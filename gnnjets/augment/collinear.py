@@ -174,6 +174,8 @@ class CollinearSplit(JetTransform):
         generator, scaling: see :class:`~gnnjets.augment.base.JetTransform`.
     """
 
+    moves_nodes = False  # the new halves sit where their parents are
+
     def __init__(self, probability: float = 0.1, split_tracks: bool = False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
@@ -183,13 +185,15 @@ class CollinearSplit(JetTransform):
         self.probability = float(probability)
         self.split_tracks = split_tracks
 
-    def forward(self, data, generator: torch.Generator):
+    def forward(self, data, generator: torch.Generator, update_derived: bool = True):
         eligible = data.energy > 0
         if not self.split_tracks:
             eligible &= data.node_type != TRACK
         draw = torch.rand(data.num_nodes, generator=generator, dtype=torch.float64).to(eligible.device)
         nodes = torch.nonzero(eligible & (draw < self.probability)).flatten()
         fraction = torch.rand(nodes.numel(), generator=generator, dtype=torch.float64)
+        # positions are unchanged, nothing to defer: stale edge_attr rows (update_derived=False
+        # upstream) are copied as they are, with their edge type, which is all a recompute needs
         return split_nodes(data, nodes, fraction, self.scaling)
 
     def __repr__(self) -> str:

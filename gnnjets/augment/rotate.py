@@ -24,13 +24,15 @@ def energy_weighted_axis(pos: Tensor, energy: Tensor, graph: Tensor, num_graphs:
     return torch.where(total[:, None] > 0, moment / total.clamp(min=1e-300)[:, None], torch.zeros_like(moment))
 
 
-def rotate_jet(data, angle: Tensor, scaling: FeatureScaling | None = None):
+def rotate_jet(data, angle: Tensor, scaling: FeatureScaling | None = None, update_derived: bool = True):
     """``data`` (a copy, not modified in place) with every graph rotated by its ``angle``.
 
     Args:
         data: a JetGraph or a Batch of them.
         angle: (num_graphs,) radians, counter-clockwise in the (eta, phi) plane.
         scaling: the graphs' feature scaling (for the delta_eta/phi columns of ``x``).
+        update_derived: recompute ``x``'s angle columns and ``edge_attr`` (``False``: left stale
+            for a caller that recomputes them, see :func:`~gnnjets.graphs.features.with_positions`).
 
     ``pos`` turns about the energy-weighted axis; the angle columns of ``x`` and ``edge_attr``
     follow, energies and everything else stay. Pairwise distances are kept exactly (up to
@@ -44,7 +46,7 @@ def rotate_jet(data, angle: Tensor, scaling: FeatureScaling | None = None):
     relative = data.pos.double() - axis  # (N, 2)
     rotated = torch.stack([cos * relative[:, 0] - sin * relative[:, 1],
                            sin * relative[:, 0] + cos * relative[:, 1]], dim=1) + axis
-    return with_positions(data, rotated.to(data.pos.dtype), scaling or FeatureScaling())
+    return with_positions(data, rotated.to(data.pos.dtype), scaling or FeatureScaling(), update_derived)
 
 
 class RotateJet(JetTransform):
@@ -62,9 +64,9 @@ class RotateJet(JetTransform):
             raise ValueError(f"'max_angle' must be a number in [0, 2 pi], not {max_angle!r}")
         self.max_angle = float(max_angle)
 
-    def forward(self, data, generator: torch.Generator):
+    def forward(self, data, generator: torch.Generator, update_derived: bool = True):
         _, num_graphs = graph_ids(data)
-        return rotate_jet(data, uniform(num_graphs, 0.0, self.max_angle, generator), self.scaling)
+        return rotate_jet(data, uniform(num_graphs, 0.0, self.max_angle, generator), self.scaling, update_derived)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_angle={self.max_angle:.3f})"

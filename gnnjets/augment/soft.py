@@ -34,13 +34,13 @@ class SoftSmear(JetTransform):
         self.lambda_soft_gev = float(lambda_soft_gev)
         self.energy_floor_gev = float(energy_floor_gev)
 
-    def forward(self, data, generator: torch.Generator):
+    def forward(self, data, generator: torch.Generator, update_derived: bool = True):
         sigma = self.lambda_soft_gev / data.energy.double().clamp(min=self.energy_floor_gev)  # (N,)
         noise = torch.randn(data.num_nodes, 2, generator=generator, dtype=torch.float64)  # (N, 2)
         noise = noise.to(data.pos.device)
         moved = data.pos.double() + sigma[:, None] * noise
         moved = torch.stack([moved[:, 0], wrap_phi(moved[:, 1])], dim=1)
-        return with_positions(data, moved.to(data.pos.dtype), self.scaling)
+        return with_positions(data, moved.to(data.pos.dtype), self.scaling, update_derived)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(lambda_soft_gev={self.lambda_soft_gev:.3g}, "

@@ -9,16 +9,17 @@ from gnnjets.augment.base import JetTransform, graph_ids, uniform
 from gnnjets.graphs.features import FeatureScaling, with_positions, wrap_phi
 
 
-def translate_jet(data, shift: Tensor, scaling: FeatureScaling | None = None):
+def translate_jet(data, shift: Tensor, scaling: FeatureScaling | None = None, update_derived: bool = True):
     """``data`` (a copy) with the nodes of each graph shifted by its ``shift`` (num_graphs, 2) = (d_eta, d_phi).
 
     delta_phi is wrapped back into (-pi, pi]; ``edge_attr`` uses wrapped differences, so pairwise
-    distances are unchanged even if a jet is pushed across the boundary.
+    distances are unchanged even if a jet is pushed across the boundary. ``update_derived``: as
+    for :func:`~gnnjets.augment.rotate_jet`.
     """
     graph, _ = graph_ids(data)
     moved = data.pos.double() + shift.to(device=data.pos.device, dtype=torch.float64)[graph]  # (N, 2)
     moved = torch.stack([moved[:, 0], wrap_phi(moved[:, 1])], dim=1)
-    return with_positions(data, moved.to(data.pos.dtype), scaling or FeatureScaling())
+    return with_positions(data, moved.to(data.pos.dtype), scaling or FeatureScaling(), update_derived)
 
 
 class TranslateJet(JetTransform):
@@ -41,10 +42,10 @@ class TranslateJet(JetTransform):
             raise ValueError(f"'max_shift' must be a number in [0, 3], not {max_shift!r}")
         self.max_shift = float(max_shift)
 
-    def forward(self, data, generator: torch.Generator):
+    def forward(self, data, generator: torch.Generator, update_derived: bool = True):
         _, num_graphs = graph_ids(data)
         shift = uniform(2 * num_graphs, -self.max_shift, self.max_shift, generator).view(num_graphs, 2)
-        return translate_jet(data, shift, self.scaling)
+        return translate_jet(data, shift, self.scaling, update_derived)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_shift={self.max_shift:.3f})"

@@ -28,6 +28,7 @@ from gnnjets.graphs import features as F
 from gnnjets.graphs.batching import JetGraph, make_batch
 from gnnjets.graphs.config import GraphConfig
 from gnnjets.graphs.edges import build_edges
+from gnnjets.io.reader import flat_values
 from gnnjets.io.schema import N_CALO_LAYERS
 
 CELL_BRANCHES = ("cell_e", "cell_eta", "cell_phi", "cell_layer", "cell_sigma")
@@ -40,8 +41,8 @@ GRAPH_BRANCHES = SCALAR_BRANCHES + CELL_BRANCHES + TRACK_BRANCHES
 
 
 def _flat(values) -> np.ndarray:
-    """The contents of a jagged awkward array as one numpy array."""
-    return ak.to_numpy(ak.flatten(values, axis=1))
+    """The contents of a jagged awkward array as one numpy array (a view where possible: do not write)."""
+    return flat_values(values)
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:

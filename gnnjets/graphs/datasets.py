@@ -40,6 +40,8 @@ How the data flow (every step vectorised over a chunk of jets):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import multiprocessing
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -188,6 +190,8 @@ class _JetGraphDataset(IterableDataset):
         self.seed = _check_int("seed", seed, 0)
         self.tree = tree
         self.mapping = mapping
+        self._reader = None  # JetChunks of the graph branches of all files, see _read
+        self._warm = False  # warm_up ran in this process
         self.epoch = 0
         #: distributed rank and world size at construction (torchrun): each rank reads its own shards
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -210,12 +214,34 @@ class _JetGraphDataset(IterableDataset):
         raise NotImplementedError
 
     # -- the stream of jets --
-    def _read(self, chunk: _Chunk, branches=GRAPH_BRANCHES) -> ak.Array:
-        records = read_jets(self.files[chunk.file_index], tree=self.tree, mapping=self.mapping,
-                            entry_start=chunk.entry_start, entry_stop=chunk.entry_stop,
-                            step_size=chunk.entry_stop - chunk.entry_start, branches=branches)
-        parts = list(records)
-        return parts[0] if len(parts) == 1 else ak.concatenate(parts)
+    def _read(self, chunk: _Chunk) -> ak.Array:
+        if self._reader is None:  # made on first use, in the process that reads (files stay open)
+            self._reader = read_jets(self.files, tree=self.tree, mapping=self.mapping, branches=GRAPH_BRANCHES)
+        return self._reader.read_entries(chunk.file_index, chunk.entry_start, chunk.entry_stop)
+
+    def warm_up(self) -> None:
+        """Run the whole pipeline once in this process, on the first few jets of the first file.
+
+        numba loads a cached kernel at its first call in a process, and the first load sets up
+        LLVM: ~0.7 s of CPU. DataLoader workers forked after this call inherit the loaded kernels
+        instead of paying that in every worker at every epoch; :class:`JetLoader` calls it.
+        """
+        if self._warm:
+            return
+        from gnnjets.augment.base import configure_transform  # gnnjets.augment imports this package
+
+        chunk = self._chunks()[0]
+        entries_per_jet = getattr(self, "file_replicas", (1,) * len(self.files))[chunk.file_index]
+        chunk = dataclasses.replace(chunk, entry_stop=min(chunk.entry_stop, chunk.entry_start + 4 * entries_per_jet))
+        graphs, rows, _ = self._load(chunk)
+        transform = configure_transform(self.transform, scaling=self.graph_config.scaling,
+                                        generator=torch.Generator().manual_seed(0))
+        with _one_thread():
+            for view in range(rows.shape[1] if len(rows) else 0):
+                batch = gather_batch([(graphs, torch.from_numpy(np.ascontiguousarray(rows[:, view])))])
+                if transform is not None:
+                    transform(batch)
+        self._warm = True
 
     def _ordered_chunks(self) -> list[_Chunk]:
         chunks = self._chunks()
@@ -592,6 +618,8 @@ class JetLoader:
 
     def __iter__(self):
         self.skipped = 0
+        if self.num_workers and _start_method(self._loader.multiprocessing_context) == "fork":
+            self.dataset.warm_up()  # forked workers inherit the loaded kernels
         # Without shuffling every chunk's batches are numbered: restore file order across workers.
         numbers = iter(self._chunk_numbers() if not self.dataset.shuffle else ())
         current, held = next(numbers, None), {}
@@ -619,6 +647,13 @@ class JetLoader:
                           f"tracks (in at least one used replica)", SkippedJetsWarning, stacklevel=2)
 
 
+def _start_method(context) -> str:
+    """How DataLoader starts its workers with ``multiprocessing_context=context``."""
+    if context is None:
+        return multiprocessing.get_start_method()
+    return context if isinstance(context, str) else context.get_start_method()
+
+
 def make_loader(dataset: _JetGraphDataset, *, batch_size: int = 256, num_workers: int = 0, drop_last: bool = False,
                 pin_memory: bool = False, prefetch_factor: int = 2, multiprocessing_context=None) -> JetLoader:
     """A loader of whole batches of ``dataset``, built and augmented in ``num_workers`` worker processes.
@@ -631,6 +666,10 @@ def make_loader(dataset: _JetGraphDataset, *, batch_size: int = 256, num_workers
         num_workers: DataLoader worker processes (0: in this process).
         drop_last: drop batches smaller than ``batch_size``.
         pin_memory, prefetch_factor, multiprocessing_context: passed to ``DataLoader``.
+
+    With forked workers (Linux's default) each pass first runs the pipeline on a few jets in this
+    process (:meth:`JetReplicaDataset.warm_up`, once per dataset), so that the workers inherit
+    the loaded numba kernels instead of each loading them (~0.7 s CPU per worker and epoch).
     """
     return JetLoader(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last,
                      pin_memory=pin_memory, prefetch_factor=prefetch_factor,

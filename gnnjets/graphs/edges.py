@@ -138,7 +138,12 @@ def _edges_kernel(node_ptr, cell_counts, eta, phi, node_type, track_ptr, track_e
                         kind[n_edges] = CELL_TO_TRACK
                         n_edges += 1
         edge_counts[g] = n_edges - start_edges
-    return edge_index[:, :n_edges], kind[:n_edges], edge_counts
+    # (2, n_edges) contiguous in place: the targets move down next to the sources (never
+    # overwriting one not yet moved, as n_edges <= capacity), instead of a copy of the slice
+    flat = edge_index.reshape(2 * capacity)
+    for e in range(n_edges):
+        flat[n_edges + e] = flat[capacity + e]
+    return flat[:2 * n_edges].reshape((2, n_edges)), kind[:n_edges], edge_counts
 
 
 def build_edges(node_ptr: np.ndarray, cell_counts: np.ndarray, eta: np.ndarray, phi: np.ndarray,
@@ -180,4 +185,4 @@ def build_edges(node_ptr: np.ndarray, cell_counts: np.ndarray, eta: np.ndarray, 
         np.ascontiguousarray(track_eta_layer, np.float64).reshape(n_tracks, N_CALO_LAYERS),
         np.ascontiguousarray(track_phi_layer, np.float64).reshape(n_tracks, N_CALO_LAYERS),
         k_same, k_adjacent, k_tr, bool(both_ways), capacity)
-    return np.ascontiguousarray(edge_index), kind, edge_counts
+    return edge_index, kind, edge_counts

@@ -220,9 +220,17 @@ def edge_attributes_torch(pos: Tensor, edge_index: Tensor, edge_type: Tensor) ->
     return torch.stack([delta_eta, delta_phi, delta_r, edge_type.to(pos.dtype)], dim=1)
 
 
-def with_positions(data, pos: Tensor, scaling: FeatureScaling):
+def with_positions(data, pos: Tensor, scaling: FeatureScaling, update_derived: bool = True):
     """``data`` (already a copy) with new node positions: ``pos``, the angle columns of ``x``
-    and ``edge_attr`` recomputed; ``x`` and ``edge_attr`` are new tensors (the input's are untouched)."""
+    and ``edge_attr`` recomputed; ``x`` and ``edge_attr`` are new tensors (the input's are untouched).
+
+    ``update_derived=False`` sets ``pos`` only and leaves ``x`` and ``edge_attr`` stale, for a
+    caller that moves the nodes again and recomputes both once at the end
+    (:class:`gnnjets.augment.JetCompose`).
+    """
+    if not update_derived:
+        data.pos = pos
+        return data
     x = data.x.clone()
     x[:, DELTA_ETA] = scaling.angle_column(pos[:, 0])
     x[:, DELTA_PHI] = scaling.angle_column(pos[:, 1])
