@@ -114,3 +114,18 @@ def sim_top_file(tmp_path_factory):
     """~10 top jets x 2 replicas from the real simulation."""
     return simulate_file(tmp_path_factory.mktemp("sim") / "top.root", "configs/sim/top.yaml", 30, seed=2,
                          overrides=["sharding.events_per_shard=30"])
+
+
+@pytest.fixture
+def jets_file(sim_qg_file):
+    """The file the graph, dataset and augmentation tests read: real detector-sim output."""
+    return sim_qg_file
+
+
+@pytest.fixture
+def records(jets_file):
+    """The branches graphs are built from, of every entry of ``jets_file``."""
+    from gnnjets.graphs import GRAPH_BRANCHES
+    from gnnjets.io import read_all
+
+    return read_all(jets_file, branches=GRAPH_BRANCHES)

@@ -22,26 +22,14 @@ from gnnjets.augment import (CollinearSplit, JetCompose, RotateJet, SoftSmear, T
                              configure_transform, default_augmentations, energy_weighted_axis, rotate_jet, split_nodes,
                              translate_jet)
 from gnnjets.augment.collinear import inherited_edges, inherited_edges_torch
-from gnnjets.graphs import GRAPH_BRANCHES, FeatureScaling, GraphConfig, build_graphs
+from gnnjets.graphs import FeatureScaling, GraphConfig, build_graphs
 from gnnjets.graphs import features as F
 from gnnjets.graphs.features import edge_attributes
-from gnnjets.io import read_all
 
 
 CONFIG = GraphConfig(max_cells=30, max_tracks=8)
 #: hypothesis reruns a test body with the same fixture value; the fixtures here are never modified
 REUSE_FIXTURE = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture
-def jets_file(sim_qg_file):
-    """Real detector-sim output (q/g jets, 2 replicas each)."""
-    return sim_qg_file
-
-
-@pytest.fixture
-def records(jets_file):
-    return read_all(jets_file, branches=GRAPH_BRANCHES)
 
 
 @pytest.fixture

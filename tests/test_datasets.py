@@ -26,12 +26,6 @@ SMALL = dict(max_cells=20, max_tracks=6)
 
 
 @pytest.fixture
-def jets_file(sim_qg_file):
-    """Real detector-sim output (q/g jets, 2 replicas each)."""
-    return sim_qg_file
-
-
-@pytest.fixture
 def bigger_file(tmp_path):
     """Enough jets for several chunks and workers (any schema file with complete pairs would do)."""
     return write_synthetic_jets(tmp_path / "bigger.root", n_jets=40, cells_per_jet=(5, 20), tracks_per_jet=(0, 4))

@@ -19,23 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch_geometric.data import Batch
 
-from gnnjets.graphs import (GRAPH_BRANCHES, FeatureScaling, GraphConfig, GraphConfigError, JetGraph, build_graphs,
+from gnnjets.graphs import (FeatureScaling, GraphConfig, GraphConfigError, JetGraph, build_graphs,
                             gather_batch, load_graph_config, top_k_per_group)
 from gnnjets.graphs import features as F
 from gnnjets.graphs.features import edge_attributes, edge_attributes_torch
 from gnnjets.graphs.node_counts import format_report, node_count_report
-from gnnjets.io import read_all, schema
-
-
-@pytest.fixture
-def jets_file(sim_qg_file):
-    """Real detector-sim output (q/g jets, 2 replicas each)."""
-    return sim_qg_file
-
-
-@pytest.fixture
-def records(jets_file):
-    return read_all(jets_file, branches=GRAPH_BRANCHES)
+from gnnjets.io import schema
 
 
 def wrap(phi):
