@@ -12,7 +12,6 @@ for each track.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import yaml
 
 from gnnjets.graphs.features import FeatureScaling
 from gnnjets.io.schema import N_CALO_LAYERS
+from gnnjets.keys import check_known_keys
 
 
 class GraphConfigError(ValueError):
@@ -80,12 +80,7 @@ class GraphConfig:
         values = dict(values or {})
         if set(values) == {"graph"}:
             values = dict(values["graph"] or {})
-        allowed = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise GraphConfigError(f"unknown graph config key {key!r}{hint} Allowed: {', '.join(allowed)}")
+        check_known_keys(values, [f.name for f in fields(cls)], "graph config", GraphConfigError)
         try:
             scaling = FeatureScaling.from_dict(values.pop("scaling", None))
         except (KeyError, TypeError, ValueError) as error:

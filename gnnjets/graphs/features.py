@@ -45,7 +45,6 @@ as a float (:data:`SAME_LAYER`, :data:`ADJACENT_LAYER`, :data:`TRACK_TO_CELL`,
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -55,6 +54,7 @@ import torch
 from torch import Tensor
 
 from gnnjets.io.schema import N_CALO_LAYERS
+from gnnjets.keys import check_known_keys
 
 # ---- node types ----------------------------------------------------------------------------
 #: node_type of a track; cells carry their layer 0..5
@@ -127,12 +127,7 @@ class FeatureScaling:
     def from_dict(cls, values: dict | None) -> FeatureScaling:
         """From a plain dict; unknown keys fail with the close matches and the allowed keys."""
         values = dict(values or {})
-        allowed = [field.name for field in fields(cls)]
-        for key in values:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise KeyError(f"unknown feature-scaling key {key!r}{hint} Allowed: {', '.join(allowed)}")
+        check_known_keys(values, [field.name for field in fields(cls)], "feature-scaling", KeyError)
         return cls(**{key: float(value) for key, value in values.items()})
 
     # -- columns from raw quantities: numpy arrays or torch tensors, any shape --

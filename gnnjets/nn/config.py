@@ -20,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from gnnjets.graphs.features import NUM_NODE_FEATURES
+from gnnjets.keys import check_known_keys
 
 #: message-passing layer kinds (:class:`~gnnjets.nn.edgeconv.EdgeConvBlock`,
 #: :class:`~gnnjets.nn.gatv2.GATv2Block`)
@@ -34,10 +35,6 @@ class ModelConfigError(ValueError):
     """A model config has an unknown key or a value of the wrong type or range."""
 
 
-def _unknown_key(kind: str, key: str, allowed: list[str]) -> ModelConfigError:
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ModelConfigError(f"unknown {kind} key {key!r}{hint} Allowed: {', '.join(allowed)}")
 
 
 def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
@@ -114,10 +111,7 @@ class BackboneConfig:
         if values is not None and not isinstance(values, dict):
             raise ModelConfigError(f"a backbone config must be a mapping, not {values!r}")
         values = dict(values or {})
-        allowed = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in allowed:
-                raise _unknown_key("backbone config", key, allowed)
+        check_known_keys(values, [f.name for f in fields(cls)], "backbone config", ModelConfigError)
         return cls(**values)
 
 
@@ -151,10 +145,7 @@ class ModelConfig:
         values = dict(values or {})
         if set(values) == {"model"}:
             values = dict(values["model"] or {})
-        allowed = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in allowed:
-                raise _unknown_key("model config", key, allowed)
+        check_known_keys(values, [f.name for f in fields(cls)], "model config", ModelConfigError)
         return cls(**{**values, "backbone": BackboneConfig.from_dict(values.get("backbone"))})
 
     @classmethod
@@ -165,8 +156,6 @@ class ModelConfig:
         presets = {"cpu": {}, "gpu": {"hidden": 128, "layers": 4}}
         if name not in presets:
             raise ModelConfigError(f"model preset must be one of {', '.join(presets)}, not {name!r}")
-        allowed = [f.name for f in fields(BackboneConfig)]
-        for key in backbone_overrides:
-            if key not in allowed:
-                raise _unknown_key("backbone config", key, allowed)
+        check_known_keys(backbone_overrides, [f.name for f in fields(BackboneConfig)], "backbone config",
+                         ModelConfigError)
         return cls(backbone=replace(BackboneConfig(), **{**presets[name], **backbone_overrides}))
