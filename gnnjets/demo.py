@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import csv
+import math
 
 import numpy as np
 import uproot
@@ -93,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     run = out / "pretrain"
     code = pretrain_cli.main(["--config", "configs/pretrain/default.yaml", "--set", "data.train=[data/qg_small.root]",
                               "--set", f"data.val={sample}", "--set", f"optim.max_steps={args.steps}",
-                              "--set", f"train.out_dir={run}", "--set", f"train.probe_every={args.steps}"])
+                              "--set", f"train.out_dir={run}", "--set", f"train.probe_every={args.steps}",
+                              "--set", f"train.log_every={math.gcd(10, args.steps)}",
+                              # 341 jets make an epoch of 2 batches: restarting worker processes every
+                              # epoch would cost more than building the graphs in this process
+                              "--set", "data.num_workers=0"])
     if code:
         return code
     print(f"      done in {time.perf_counter() - start:.0f} s\n")
