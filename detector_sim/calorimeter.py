@@ -42,7 +42,7 @@ import numpy as np
 from detector_sim import geometry as geo
 
 # --- electromagnetic showers -----------------------------------------------------------------
-EM_STOCHASTIC = 0.09  # sampling term; with topocluster losses and noise the reconstructed electron gets ~10%/sqrt(E)
+EM_STOCHASTIC = 0.085  # sampling term; with topocluster losses and noise the reconstructed electron gets ~10%/sqrt(E)
 EM_CONSTANT = 0.007
 CRITICAL_ENERGY_GEV = 0.0107  # Pb/LAr effective E_c
 Z_EFF = 82.0  # lead absorber
