@@ -78,11 +78,6 @@ class Spots:
     energy: np.ndarray  # GeV, EM scale
     particle: np.ndarray  # int64 index of the particle that made the spot
 
-    @staticmethod
-    def concatenate(parts: list[Spots]) -> Spots:
-        return Spots(*(np.concatenate([getattr(p, name) for p in parts])
-                       for name in ("layer", "eta", "phi", "energy", "particle")))
-
 
 def particle_kind(pdgid) -> np.ndarray:
     """0 = electromagnetic (e, gamma), 1 = muon, 2 = hadron."""

@@ -86,7 +86,7 @@ class _Columns:
         return batch
 
 
-def _reco_replica(event: TruthEvent, config: SimConfig, rng: np.random.Generator, window, impacts, select):
+def _reco_replica(event: TruthEvent, config: SimConfig, rng: np.random.Generator, window, impacts, select, definition):
     """One replica of the event: topoclusters, their anti-kT jets and the tracks."""
     spots, _ = calorimeter.shower_spots(event.particles, rng, select=select, impacts=impacts)
     energy, _ = calorimeter.digitise(spots, window, rng)
@@ -94,7 +94,7 @@ def _reco_replica(event: TruthEvent, config: SimConfig, rng: np.random.Generator
     kin = cluster_kinematics(cluster, energy, window.eta, window.phi)
     positive = np.flatnonzero(kin["e"] > 0)
     jets = antikt(kin["pt"][positive], kin["eta"][positive], kin["phi"][positive], kin["e"][positive],
-                  jet_definition(config.jets.radius), config.detector.reco_jet_pt_min_gev)
+                  definition, config.detector.reco_jet_pt_min_gev)
     # constituent indices refer to `positive`; map back to cluster ids
     jets = [(kinematics, positive[members]) for kinematics, members in jets]
     tracks = reconstruct_tracks(event.particles, rng, efficiency_plateau=config.detector.tracker_efficiency)
@@ -148,16 +148,16 @@ def simulate_event(event: TruthEvent, config: SimConfig, base_seed: int, n_repli
     reach = half_width + SHOWER_REACH
     select = ((d_eta < reach) & (d_phi < reach)).any(axis=(1, 2))
 
+    definition = jet_definition(radius)
     rows_per_jet = [[] for _ in range(stats.truth_jets)]
     for replica in range(n_replicas):
         rng = replica_generator(base_seed, event.event_id, replica)
-        energy, cluster, kin, reco_jets, tracks = _reco_replica(event, config, rng, window, impacts, select)
-        if reco_jets:
-            reco_eta = np.array([k[1] for k, _ in reco_jets])
-            reco_phi = np.array([k[2] for k, _ in reco_jets])
+        energy, cluster, kin, reco_jets, tracks = _reco_replica(event, config, rng, window, impacts, select, definition)
+        if not reco_jets:
+            continue
+        reco_eta = np.array([k[1] for k, _ in reco_jets])
+        reco_phi = np.array([k[2] for k, _ in reco_jets])
         for j in range(stats.truth_jets):
-            if not reco_jets:
-                continue
             dr = geo.delta_r(reco_eta, reco_phi, jets["eta"][j], jets["phi"][j])
             best = int(np.argmin(dr))
             if dr[best] < radius / 2:
