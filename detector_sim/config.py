@@ -182,13 +182,18 @@ def validate(config: SimConfig) -> SimConfig:
     return config
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> SimConfig:
-    """Read a YAML simulation config, apply ``--set`` overrides, check it."""
+def read_config_file(path: str | Path, *, folder: str, example: str) -> dict:
+    """The mapping in a YAML config file; errors name the file and the fix.
+
+    Args:
+        folder: where the shipped configs of this kind live (said when the file does not exist).
+        example: what the mapping holds, e.g. ``"process: ..., jets: ..."`` (said when it is not one).
+    """
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; see configs/sim/ for the shipped ones") from None
+        raise ConfigError(f"config file {path} does not exist; see {folder} for the shipped ones") from None
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
     try:
@@ -200,7 +205,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> SimConf
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping (process: ..., jets: ...), not {type(data).__name__}")
+        raise ConfigError(f"config file {path} must hold a mapping ({example}), not {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> SimConfig:
+    """Read a YAML simulation config, apply ``--set`` overrides, check it."""
+    data = read_config_file(path, folder="configs/sim/", example="process: ..., jets: ...")
     apply_overrides(data, overrides or [])
     try:
         return validate(from_dict(SimConfig, data))

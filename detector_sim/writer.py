@@ -32,13 +32,15 @@ class OutputPathError(ValueError):
     """The output path cannot be written; the message says why and what to do."""
 
 
-def check_output_path(path: str | Path) -> Path:
-    """Fail early, before any work, when ``path`` cannot be written."""
+def check_output_path(path: str | Path, *, suffixes: tuple[str, ...] | None = (".root",)) -> Path:
+    """Fail early, before any work, when ``path`` cannot be written (or, unless ``suffixes`` is None,
+    does not end in one of ``suffixes``)."""
     path = Path(path)
     if path.is_dir():
-        raise OutputPathError(f"--out {path} is a folder; give a file name such as {path / 'jets.root'}")
-    if path.suffix != ".root":
-        raise OutputPathError(f"--out {path}: the output must be a .root file, e.g. {path.with_suffix('.root')}")
+        raise OutputPathError(f"--out {path} is a folder; give a file name such as {path / 'out.root'}")
+    if suffixes is not None and path.suffix not in suffixes:
+        raise OutputPathError(f"--out {path}: the output must be a {' or '.join(suffixes)} file, e.g. "
+                              f"{path.with_suffix(suffixes[0])}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputPathError(f"--out {path}: folder {folder} does not exist; create it first (mkdir -p {folder})")

@@ -13,9 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
-from detector_sim.config import ConfigError, apply_overrides, from_dict
+from detector_sim.config import ConfigError, apply_overrides, from_dict, read_config_file
 
 LOSSES = ("ntxent", "vicreg")
 
@@ -134,17 +133,7 @@ def config_from_dict(data: dict | None) -> PretrainConfig:
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> PretrainConfig:
     """Read a YAML pretraining config (``None``: defaults), apply ``--set`` overrides, check it."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist; see configs/pretrain/") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of sections (data:, model:, ...)")
+    data = {} if path is None else read_config_file(path, folder="configs/pretrain/", example="data: ..., model: ...")
     apply_overrides(data, overrides or [])
     try:
         return config_from_dict(data)
