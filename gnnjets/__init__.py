@@ -4,3 +4,12 @@ Kept import-light: ``detector_sim`` imports :mod:`gnnjets.io.schema` and must no
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # lazy: `from gnnjets import Embedder` imports torch only when asked for
+    if name == "Embedder":
+        from gnnjets.embed import Embedder
+
+        return Embedder
+    raise AttributeError(f"module 'gnnjets' has no attribute {name!r}")
