@@ -7,6 +7,11 @@ Step 2 pretrains the default backbone contrastively on the bundled sample ``data
 (no labels used) for a few minutes and probes it with a linear classifier (quark vs gluon) on the
 jets of step 1, which it never saw: positive/negative cosine similarity and probe AUC, before and
 after pretraining.
+Step 3 solves two downstream tasks on the jets of step 1 with small heads on the frozen backbone
+(``gnnjets-downstream``): quark/gluon tagging against the EFP baseline, and jet-energy regression
+against the EM-scale sum and a per-layer calibration.
+Step 4 embeds the jets of step 1 with the Python API (:class:`gnnjets.Embedder`) and writes the
+embedding as a friend tree with ``gnnjets-embed``.
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sample = out / "qg_demo.root"
-    print(f"[1/2] simulating {args.events} q/g events (pT 200-400 GeV) with 2 detector replicas per jet")
+    print(f"[1/4] simulating {args.events} q/g events (pT 200-400 GeV) with 2 detector replicas per jet")
     start = time.perf_counter()
     code = sim_cli.main(["generate", "--config", "configs/sim/qg.yaml", "--events", str(args.events), "--replicas", "2",
                          "--seed", "1", "--out", str(sample), "--workers", str(args.workers),
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      done in {time.perf_counter() - start:.1f} s\n")
     print(summarise_sample(sample))
 
-    print(f"\n[2/2] pretraining on data/qg_small.root for {args.steps} steps (NT-Xent, replicas + augmentations); "
+    print(f"\n[2/4] pretraining on data/qg_small.root for {args.steps} steps (NT-Xent, replicas + augmentations); "
           f"linear probe on the jets of step 1")
     from gnnjets.cli import pretrain as pretrain_cli
 
@@ -103,7 +108,30 @@ def main(argv: list[str] | None = None) -> int:
         return code
     print(f"      done in {time.perf_counter() - start:.0f} s\n")
     print(summarise_pretraining(run / "metrics.csv"))
-    return 0
+
+    print(f"\n[3/4] downstream tasks on the jets of step 1 (frozen backbone + linear head vs baselines)")
+    from gnnjets.cli import downstream as downstream_cli
+
+    for task, baselines in (("qg", "efp"), ("energy", "em calib")):
+        start = time.perf_counter()
+        code = downstream_cli.main(["--task", task, "--backbone", str(run / "last.pt"), "--train", str(sample),
+                                    "--baseline", *baselines.split(), "--out", str(out / f"downstream_{task}"),
+                                    "--set", "data.test_fraction=0.3", "--set", f"run.cache_dir={out / 'cache'}",
+                                    "--set", "run.progress=false"])
+        if code:
+            return code
+        print(f"      ({task} done in {time.perf_counter() - start:.0f} s)\n")
+
+    print("[4/4] embedding the jets of step 1 with the Python API and as a friend tree")
+    from gnnjets import Embedder
+    from gnnjets.cli import embed as embed_cli
+
+    embedder = Embedder.from_checkpoint(run / "last.pt", device="cpu")
+    h, ids = embedder.embed_file(sample)
+    print(f"      Embedder.from_checkpoint(...).embed_file(...): h {h.shape}, rows in file order "
+          f"(entries {ids['entry'][0]}..{ids['entry'][-1]})")
+    return embed_cli.main([str(run / "last.pt"), str(sample), "--out", str(out / "qg_demo_embedding.root"),
+                           "--device", "cpu"])
 
 
 if __name__ == "__main__":

@@ -555,6 +555,19 @@ class JetDataset(_JetGraphDataset):
         empty = graphs.node_counts.numpy() == 0
         return graphs, rows[~empty], int(empty.sum())
 
+    def graph_chunks(self) -> Iterator[tuple[GraphChunk, np.ndarray]]:
+        """Every chunk's graphs in file order, built in this process: ``(graphs, kept)``.
+
+        ``kept`` holds the numbers of the graphs that are not skipped (see ``skip_empty``); no
+        transform is applied. For code that keeps a whole labelled sample in memory and batches it
+        itself (downstream training); ``skipped`` counts the jets left out.
+        """
+        self.skipped = 0
+        for chunk in self._chunks():
+            graphs, rows, skipped = self._load(chunk)
+            self.skipped += skipped
+            yield graphs, rows[:, 0]
+
     def _package(self, views):
         return views[0]
 

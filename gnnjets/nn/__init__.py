@@ -11,6 +11,7 @@ from gnnjets.nn.config import AGGREGATIONS, KINDS, POOLINGS, BackboneConfig, Mod
 from gnnjets.nn.edgeconv import EdgeConvBlock
 from gnnjets.nn.encoders import EdgeEncoder, NodeEncoder
 from gnnjets.nn.gatv2 import GATv2Block
+from gnnjets.nn.heads import HEAD_KINDS, BackboneWithHead, Head, HeadConfig
 from gnnjets.nn.model import ContrastiveModel, build_model
 from gnnjets.nn.pooling import (
     IR_SAFE_POOLINGS, AttentionPooling, EnergyWeightedPooling, MeanPooling, SumPooling, build_pooling,
@@ -18,7 +19,7 @@ from gnnjets.nn.pooling import (
 from gnnjets.nn.projection import ProjectionHead
 
 __all__ = [
-    "AGGREGATIONS", "KINDS", "POOLINGS", "IR_SAFE_POOLINGS",
+    "AGGREGATIONS", "KINDS", "POOLINGS", "IR_SAFE_POOLINGS", "HEAD_KINDS", "BackboneWithHead", "Head", "HeadConfig",
     "AttentionPooling", "Backbone", "BackboneConfig", "ContrastiveModel", "EdgeConvBlock", "EdgeEncoder",
     "EnergyWeightedPooling", "GATv2Block", "MeanPooling", "ModelConfig", "ModelConfigError", "NodeEncoder",
     "ProjectionHead", "SumPooling", "build_model", "build_pooling",
