@@ -181,3 +181,16 @@ def test_cli_prints_a_table_and_returns_2_on_bad_input(tmp_path, tiny_checkpoint
     assert (tmp_path / "cli" / "results.json").exists()
     code = main(["--task", "energy", "--baseline", "efp", "--out", str(tmp_path / "x")])
     assert code == 2 and "baseline 'efp' does not apply to task energy" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_finetuning_moves_the_backbone_and_label_count_0_means_all(tmp_path, tiny_checkpoint):
+    config = make_config(tmp_path, tiny_checkpoint, backbone={"finetune": True, "finetune_lr_factor": 0.5},
+                         data={"labels": [0, 40]})
+    summary = run_downstream(config)
+    assert [(r["method"], r["labels"]) for r in summary["results"]] == [("finetuned", 40), ("finetuned", 171)]
+    tuned = load_checkpoint(tmp_path / "run" / "models" / "finetuned-linear-N171.pt")["model"]
+    pretrained = load_checkpoint(tiny_checkpoint)["model"]
+    moved = [key for key, value in pretrained.items() if key.startswith("backbone.") and not torch.equal(tuned[key], value)]
+    assert moved  # the backbone was trained, not only the head
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("embed-*"))  # nothing frozen cached

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", nargs="+", metavar="ROOT", help="validation files (default: a fraction of --train)")
     parser.add_argument("--test", nargs="+", metavar="ROOT", help="test files (default: data.test_fraction of --train)")
     parser.add_argument("--labels", nargs="+", type=int, metavar="N",
-                        help="labelled training jets; several values give the label-efficiency curve")
+                        help="labelled training jets (0: all); several values give the label-efficiency curve")
     parser.add_argument("--baseline", nargs="+", metavar="NAME",
                         help="baselines on the same jets: scratch, efp (qg, top); scratch, em, calib (energy)")
     parser.add_argument("--out", metavar="DIR", help="run folder (default runs/downstream/<task>)")

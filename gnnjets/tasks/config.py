@@ -28,7 +28,7 @@ class DataSection:
     val_fraction: float = 0.2
     test_fraction: float = 0.2  # used only when test is []
     replica: int = 0  # which detector replica of each jet is used
-    labels: list[int] = field(default_factory=list)  # labelled training jets; several = label-efficiency curve; [] = all
+    labels: list[int] = field(default_factory=list)  # labelled training jets; several = label-efficiency curve; 0 or [] = all
     tree: str | None = None  # TTree name for foreign files (None: ours, 'jets')
     mapping: str | None = None  # branch-mapping YAML for foreign files (configs/schemas/)
 
@@ -118,8 +118,8 @@ def validate(config: DownstreamConfig) -> DownstreamConfig:
         raise ConfigError("data.val_fraction + data.test_fraction leave under 10% of data.train for training")
     if data.replica < 0:
         raise ConfigError(f"data.replica must be >= 0, not {data.replica}")
-    if any(n < 2 for n in data.labels):
-        raise ConfigError(f"data.labels must be label counts >= 2, not {data.labels}")
+    if any(n < 2 and n != 0 for n in data.labels):
+        raise ConfigError(f"data.labels must be label counts >= 2 (0: all training jets), not {data.labels}")
     if len(set(data.labels)) != len(data.labels):
         raise ConfigError(f"data.labels has repeated counts: {data.labels}")
     allowed = BASELINES[config.task]

@@ -388,7 +388,8 @@ def load_splits(config: DownstreamConfig, graph: dict, task: Task) -> Splits:
 
 
 def label_counts(config: DownstreamConfig, n_train: int) -> list[int]:
-    counts = sorted(config.data.labels) or [n_train]
+    """The label counts to run, ascending; 0 (or no counts) stands for every training jet."""
+    counts = sorted({n_train if n == 0 else n for n in config.data.labels} or {n_train})
     too_many = [n for n in counts if n > n_train]
     if too_many:
         raise DownstreamError(f"data.labels {too_many} exceed the {n_train} training jets; lower them or add jets")
