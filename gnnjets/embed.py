@@ -236,15 +236,21 @@ class Embedder:
 
     def check_schema(self, paths) -> None:
         """Raise :class:`~gnnjets.checkpoint.CheckpointError` if a file's schema version is not the checkpoint's."""
-        for file in expand_paths(paths):
-            version = file_schema_version(file)
-            if version is not None and version != self.schema_version:
-                source = f"checkpoint {self.checkpoint}" if self.checkpoint is not None else "this embedder"
-                raise CheckpointError(
-                    f"{file} was written with ROOT schema version {version}, but {source} was trained on schema "
-                    f"version {self.schema_version}: its branches may not mean what the backbone learned. Embed it "
-                    f"with a checkpoint trained on schema-{version} files, or regenerate the file with "
-                    f"detector-sim of gnnjets {__version__} (schema {SCHEMA_VERSION})")
+        source = f"checkpoint {self.checkpoint}" if self.checkpoint is not None else "this embedder"
+        check_schema_versions(paths, self.schema_version, source)
+
+
+def check_schema_versions(paths, schema_version: int, source: str) -> None:
+    """Raise :class:`~gnnjets.checkpoint.CheckpointError` if a file's ROOT schema version (from its
+    provenance; files without one are not checked) differs from ``schema_version``, that of ``source``."""
+    for file in expand_paths(paths):
+        version = file_schema_version(file)
+        if version is not None and version != schema_version:
+            raise CheckpointError(
+                f"{file} was written with ROOT schema version {version}, but {source} was trained on schema "
+                f"version {schema_version}: its branches may not mean what the backbone learned. Use a "
+                f"checkpoint trained on schema-{version} files, or regenerate the file with "
+                f"detector-sim of gnnjets {__version__} (schema {SCHEMA_VERSION})")
 
 
 def _backbone_weights(path: Path, state, backbone: Backbone) -> dict:

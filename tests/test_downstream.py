@@ -194,3 +194,11 @@ def test_finetuning_moves_the_backbone_and_label_count_0_means_all(tmp_path, tin
     moved = [key for key, value in pretrained.items() if key.startswith("backbone.") and not torch.equal(tuned[key], value)]
     assert moved  # the backbone was trained, not only the head
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("embed-*"))  # nothing frozen cached
+
+
+def test_files_of_another_schema_version_are_refused(tmp_path, tiny_checkpoint, monkeypatch):
+    import gnnjets.embed
+
+    monkeypatch.setattr(gnnjets.embed, "file_schema_version", lambda path: 99)
+    with pytest.raises(DownstreamError, match="written with ROOT schema version 99, but backbone checkpoint"):
+        run_downstream(make_config(tmp_path, tiny_checkpoint))

@@ -110,6 +110,7 @@ class BackboneSource:
     checkpoint: str | None = None
     checkpoint_hash: str | None = None
     step: int | None = None
+    schema_version: int | None = None
 
 
 def backbone_source(config: DownstreamConfig) -> BackboneSource:
@@ -131,7 +132,7 @@ def backbone_source(config: DownstreamConfig) -> BackboneSource:
         raise DownstreamError("model: the backbone checkpoint fixes the architecture; remove the model section (the "
                               "scratch baseline uses the checkpoint's architecture so that it compares like with like)")
     return BackboneSource(GraphConfig.from_dict(saved["graph"]).to_dict(), ModelConfig.from_dict(saved["model"]).to_dict(),
-                          weights, str(path), _file_hash(path), payload.get("step"))
+                          weights, str(path), _file_hash(path), payload.get("step"), payload.get("schema_version"))
 
 
 def make_backbone(source: BackboneSource, *, pretrained: bool, seed: int) -> Backbone:
@@ -448,6 +449,14 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = _Cache(config.run.cache_dir)
     source = backbone_source(config)
+    if source.checkpoint is not None:
+        from gnnjets.embed import check_schema_versions
+
+        try:
+            for paths in (config.data.train, config.data.val, config.data.test):
+                check_schema_versions(paths, source.schema_version, f"backbone checkpoint {source.checkpoint}")
+        except CheckpointError as err:
+            raise DownstreamError(str(err)) from None
     splits = load_splits(config, source.graph, task)
     for note in splits.notes:
         _log(note)
