@@ -453,7 +453,7 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
         from gnnjets.embed import check_schema_versions
 
         try:
-            for paths in (config.data.train, config.data.val, config.data.test):
+            for paths in filter(None, (config.data.train, config.data.val, config.data.test)):
                 check_schema_versions(paths, source.schema_version, f"backbone checkpoint {source.checkpoint}")
         except CheckpointError as err:
             raise DownstreamError(str(err)) from None
