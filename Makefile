@@ -31,6 +31,7 @@ demo: install
 bench: install
 	$(PY) benchmarks/sim_validation.py
 	$(PY) benchmarks/sim_throughput.py
+	$(PY) benchmarks/embed_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache runs

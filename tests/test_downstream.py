@@ -202,3 +202,22 @@ def test_files_of_another_schema_version_are_refused(tmp_path, tiny_checkpoint, 
     monkeypatch.setattr(gnnjets.embed, "file_schema_version", lambda path: 99)
     with pytest.raises(DownstreamError, match="written with ROOT schema version 99, but backbone checkpoint"):
         run_downstream(make_config(tmp_path, tiny_checkpoint))
+
+
+@pytest.mark.slow
+def test_top_with_the_efp_baseline_on_top_and_qcd_files(tmp_path, tiny_checkpoint):
+    config = make_config(tmp_path, tiny_checkpoint, task="top", baselines=["efp"],
+                         data={"train": ["data/top_small.root", "data/qcd_small.root"]},
+                         efp={"dmax": 3, "max_cells": 20, "n_jobs": 1})
+    summary = run_downstream(config)
+    assert {r["method"] for r in summary["results"]} == {"pretrained", "efp"}
+    efp = next(r for r in summary["results"] if r["method"] == "efp")
+    assert efp["train"]["n_efps"] > 3
+    saved = np.load(tmp_path / "run" / "predictions.npz")
+    assert set(np.unique(saved["test_label"])) == {0, 1}
+    assert efp["metrics"] == pytest.approx(classification_metrics(saved["test_label"], saved["pred_efp"]))
+    # top and QCD jets differ strongly in mass and prongs: even 20-cell EFPs of degree <= 3 separate them
+    assert efp["metrics"]["auc"] > 0.8
+    assert (tmp_path / "run" / "roc.png").exists()
+    cached = list((tmp_path / "cache").glob("efp-*.npy"))
+    assert len(cached) == 1  # train, val and test are carved from one file set: computed once
