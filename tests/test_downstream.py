@@ -59,7 +59,8 @@ def test_qg_frozen_head_and_scratch_over_two_label_counts(tmp_path, tiny_checkpo
     for name in ("roc.png", "label_efficiency.png", "predictions.npz"):
         assert (out / name).stat().st_size > 0
     # the reported metrics are those of the saved predictions on the saved test jets
-    saved = np.load(out / "predictions.npz")
+    with np.load(out / "predictions.npz") as npz:
+        saved = dict(npz)
     for method in ("pretrained", "scratch"):
         reported = next(r for r in summary["results"] if r["method"] == method and r["labels"] == 120)
         expected = classification_metrics(saved["test_label"], saved[f"pred_{method}"])
@@ -93,7 +94,8 @@ def test_energy_baselines_score_the_same_test_jets(tmp_path, tiny_checkpoint):
     config = make_config(tmp_path, tiny_checkpoint, task="energy", baselines=["em"],
                          energy={"bins": [100, 300, 2500]})
     summary = run_downstream(config)
-    saved = np.load(tmp_path / "run" / "predictions.npz")
+    with np.load(tmp_path / "run" / "predictions.npz") as npz:
+        saved = dict(npz)
     em = next(r for r in summary["results"] if r["method"] == "em")
     assert np.array_equal(saved["pred_em"], saved["test_jet_e"].astype(np.float64))
     expected = response_table(saved["test_jet_e"], saved["test_truth_e"], [100, 300, 2500])
@@ -213,7 +215,8 @@ def test_top_with_the_efp_baseline_on_top_and_qcd_files(tmp_path, tiny_checkpoin
     assert {r["method"] for r in summary["results"]} == {"pretrained", "efp"}
     efp = next(r for r in summary["results"] if r["method"] == "efp")
     assert efp["train"]["n_efps"] > 3
-    saved = np.load(tmp_path / "run" / "predictions.npz")
+    with np.load(tmp_path / "run" / "predictions.npz") as npz:
+        saved = dict(npz)
     assert set(np.unique(saved["test_label"])) == {0, 1}
     assert efp["metrics"] == pytest.approx(classification_metrics(saved["test_label"], saved["pred_efp"]))
     # top and QCD jets differ strongly in mass and prongs: even 20-cell EFPs of degree <= 3 separate them
