@@ -78,8 +78,8 @@ EFP_PRESETS = MappingProxyType({
     # energy (median 101 %, 10 % quantile 98 % of jet_e). ~23 jets/s/core: 20k jets ~7 min on 2
     # cores. q/g separation does grow with the soft cells: best-EFP AUC 0.712 with 100 cells,
     # 0.725 with 200, 0.734 with every positive cell (~430, 16x the cost of 200).
-    # Default 100 cells: the 40k jets of a train + test pair of q/g files in ~4 min on 2 cores
-    # rather than ~14 min; ask for more with --set efp.max_cells=200 (or null: every cell).
+    # Default 100 cells: measured 41k q/g jets in 4 min on the 2-core machine shared with other
+    # jobs (200 cells: ~14 min); ask for more with --set efp.max_cells=200 (or null: every cell).
     "qg": MappingProxyType({"dmax": 5, "beta": 0.5, "extra": "", "max_cells": 100}),
     # d <= 7, chi <= 3: 995 EFPs (486 connected), the set of the top-tagging landscape
     # (arXiv:1902.09914). 100 cells hold 81 % of the net energy (median), the three prongs' cores.
@@ -87,8 +87,9 @@ EFP_PRESETS = MappingProxyType({
     # chi = 3). Top/QCD best-EFP AUC 0.940 / 0.936 / 0.934 with 50 / 100 / 150 cells: 50 cells
     # would do for tagging at 2.5x the speed; 100 keeps the values closer to those of all cells
     # (log-correlation across jets with 300 cells: median 0.90 against 0.83).
-    # Default 40 cells: tagging saturates by 50 cells, and 40k jets take ~10 min on 2 cores instead
-    # of ~50 (--set efp.max_cells=100 for values closer to those of all cells).
+    # Default 40 cells: tagging saturates by 50 cells (--set efp.max_cells=100 for values closer to
+    # those of all cells). Measured: 42k jets in 35 min on the 2-core machine shared with two
+    # training jobs (100 cells: ~50 min on 2 free cores).
     "top": MappingProxyType({"dmax": 7, "beta": 0.5, "extra": "c<=3", "max_cells": 40}),
 })
 #: the keys :func:`efp_settings` accepts as overrides of a preset
