@@ -13,12 +13,12 @@ on the reader's machine. It holds:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from gnnjets import __version__
+from gnnjets.atomic import atomic_output
 from gnnjets.io.schema import SCHEMA_VERSION
 
 FORMAT = "gnnjets-checkpoint"
@@ -32,15 +32,10 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """Write ``payload`` (plus format and version fields) to ``path`` atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "gnnjets_version": __version__,
                "schema_version": SCHEMA_VERSION, **payload}
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

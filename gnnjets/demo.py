@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      done in {time.perf_counter() - start:.0f} s\n")
     print(summarise_pretraining(run / "metrics.csv"))
 
-    print(f"\n[3/4] downstream tasks on the jets of step 1 (frozen backbone + linear head vs baselines)")
+    print("\n[3/4] downstream tasks on the jets of step 1 (frozen backbone + linear head vs baselines)")
     from gnnjets.cli import downstream as downstream_cli
 
     for task, baselines in (("qg", "efp"), ("energy", "em calib")):

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import torch
 import uproot
 
 from gnnjets import __version__
+from gnnjets.atomic import atomic_output
 from gnnjets.checkpoint import CheckpointError, load_checkpoint
 from gnnjets.graphs import GraphConfig, JetDataset, make_loader
 from gnnjets.io.reader import expand_paths
@@ -322,8 +322,7 @@ def write_embeddings(path: str | Path, h: np.ndarray, ids: dict, *, format: str 
         if values.shape != (len(h),):
             raise ValueError(f"ids[{name!r}] has shape {values.shape}, h has {len(h)} rows")
     text = json.dumps(provenance or {}, sort_keys=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         if format == "root":
             with uproot.recreate(tmp) as file:
                 types = {"h": np.dtype((np.float32, (h.shape[1],))), **{k: v.dtype for k, v in ids.items()}}
@@ -338,9 +337,6 @@ def write_embeddings(path: str | Path, h: np.ndarray, ids: dict, *, format: str 
         else:
             records = ak.zip({"h": ak.from_numpy(h), **ids}, depth_limit=1)
             ak.to_parquet(ak.with_parameter(records, "gnnjets_provenance", text), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -146,3 +146,21 @@ def test_jet_set_rows_follow_the_file_and_batches_keep_track_of_order():
     assert np.array_equal(ids["entry"][rows], jets.attrs["entry"])
     with pytest.raises(ValueError, match="no row in the features"):
         align_rows(jets, {"file_index": np.zeros(3, dtype=int), "entry": np.arange(3)})
+
+
+def test_atomic_output_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
+    from gnnjets.atomic import atomic_output
+
+    target = tmp_path / "sub" / "results.json"
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert not target.exists() and list((tmp_path / "sub").iterdir()) == []
+    with atomic_output(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and len(list(target.parent.iterdir())) == 1
+    with atomic_output(tmp_path / "plot.png", keep_suffix=True) as tmp:
+        assert tmp.suffix == ".png"
+        tmp.write_bytes(b"png")

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from gnnjets.nn.mlp import mlp
-
 HEAD_KINDS = ("linear", "mlp")
 
 

@@ -15,11 +15,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from gnnjets.graphs import GraphChunk, GraphConfig, JetDataset, gather_batch
+
+if TYPE_CHECKING:  # imported through gnnjets.graphs, which silences torch_geometric's import warnings
+    from torch_geometric.data import Batch
 
 #: per-jet attributes a JetSet keeps (from the graphs' per-graph attributes)
 ATTRS = ("file_index", "entry", "event_id", "jet_index", "label", "truth_e", "truth_pt", "jet_e", "jet_pt", "jet_eta")
@@ -68,7 +72,7 @@ class JetSet:
         return JetSet(self.files, self.chunks, self.chunk[index], self.row[index],
                       {name: values[index] for name, values in self.attrs.items()}, self.skipped)
 
-    def batch(self, index) -> tuple[np.ndarray, "torch_geometric.data.Batch"]:  # noqa: F821
+    def batch(self, index) -> tuple[np.ndarray, Batch]:
         """``(order, batch)``: the jets ``index`` as one PyG batch; graph ``k`` of the batch is jet ``order[k]``.
 
         Graphs are gathered chunk by chunk, so ``order`` is ``index`` sorted by (chunk, row).
@@ -91,14 +95,20 @@ class JetSet:
 
     def signature(self, replica: int | None) -> str:
         """Hash of what the rows depend on besides the graph config: files (path, size, mtime), replica, rows."""
-        digest = hashlib.sha256()
-        for path in self.files:
-            stat = os.stat(path)
-            digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        digest = hashlib.sha256(files_signature(self.files).encode())
         digest.update(json.dumps(replica).encode())
         digest.update(self.attrs["file_index"].tobytes())
         digest.update(self.attrs["entry"].tobytes())
         return digest.hexdigest()[:16]
+
+
+def files_signature(paths) -> str:
+    """Hash of files by absolute path, size and modification time: changes when a file is rewritten."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
 
 
 def align_rows(jets: JetSet, ids: dict) -> np.ndarray:

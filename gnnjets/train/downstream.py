@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from gnnjets.atomic import atomic_output
 from gnnjets.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gnnjets.graphs import GraphConfig
 from gnnjets.nn.backbone import Backbone
@@ -50,7 +51,7 @@ from gnnjets.nn.config import ModelConfig
 from gnnjets.nn.heads import BackboneWithHead, Head, HeadConfig
 from gnnjets.tasks import plots
 from gnnjets.tasks.config import DownstreamConfig, HeadOptim, SupervisedOptim, config_from_dict
-from gnnjets.tasks.data import JetSet, align_rows
+from gnnjets.tasks.data import JetSet, align_rows, files_signature
 from gnnjets.tasks.tasks import Task, get_task
 from gnnjets.train.pretrain import lr_factor
 
@@ -78,25 +79,6 @@ def _file_hash(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
-
-
-def _save_array(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npy")
-    try:
-        np.save(tmp, array)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, default=float, allow_nan=True))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------- backbone
@@ -428,12 +410,9 @@ class _Cache:
         if path.exists():
             return np.load(path)
         array = make()
-        _save_array(path, array)
+        with atomic_output(path, keep_suffix=True) as tmp:
+            np.save(tmp, array)
         return array
-
-
-def _metric_row(task: Task, method: str, head: str, count: int, metrics: dict, info: dict) -> dict:
-    return {"method": method, "head": head, "labels": count, "metrics": metrics, "train": info}
 
 
 def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> dict:
@@ -476,7 +455,7 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
 
     def record(method: str, head: str, count: int, prediction: np.ndarray, info: dict) -> None:
         metrics = task.evaluate(prediction, test.attrs, energy_bins=config.energy.bins)
-        results.append(_metric_row(task, method, head, count, metrics, info))
+        results.append({"method": method, "head": head, "labels": count, "metrics": metrics, "train": info})
         if count == counts[-1]:
             predictions[method] = prediction
         _log(f"{method} ({head}), {count} labels: {_headline(task, metrics)}")
@@ -578,29 +557,22 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
                  "test_signal_fraction": float(np.mean(test.attrs["label"])) if task.classification else None},
         "results": results, "files": files, "seconds": round(time.perf_counter() - started, 1),
     }
-    _write_json(out_dir / "results.json", summary)
+    with atomic_output(out_dir / "results.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=float, allow_nan=True))
     return summary
 
 
 def _save_predictions(path: Path, predictions: dict, test: JetSet) -> None:
     """Test-jet ids, labels and truth with every method's predictions at the largest N (scores or GeV)."""
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.npz")
     arrays = {f"test_{name}": values for name, values in test.attrs.items()}
     arrays.update({f"pred_{method}": values for method, values in predictions.items()})
-    try:
+    with atomic_output(path, keep_suffix=True) as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _file_features(cache: _Cache, kind: str, jets: JetSet, settings: dict, config: DownstreamConfig, compute) -> np.ndarray:
     """Per-jet features computed from the files of ``jets`` (cached per file set), in the rows of ``jets``."""
-    digest = hashlib.sha256()
-    for path in jets.files:
-        stat = os.stat(path)
-        digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    key = {"kind": kind, "files": digest.hexdigest(), "settings": settings, "replica": config.data.replica}
+    key = {"kind": kind, "files": files_signature(jets.files), "settings": settings, "replica": config.data.replica}
     packed = cache.get(key, lambda: _pack(*compute(list(jets.files))))
     values, ids = packed[:, 2:], {"file_index": packed[:, 0].astype(np.int64), "entry": packed[:, 1].astype(np.int64)}
     return values[align_rows(jets, ids)]
