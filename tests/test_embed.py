@@ -346,3 +346,16 @@ def test_missing_input_file_and_wrong_tree_are_clear(embedder, checkpoint, sim_q
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("gnnjets-embed: error: ") and text in err
     assert not (tmp_path / "e.root").exists()
+
+
+def test_threads_option_sets_torch_threads_and_refuses_zero(checkpoint, sim_qg_file, tmp_path, capsys):
+    before = torch.get_num_threads()
+    try:
+        out = tmp_path / "one.npz"
+        assert embed_cli.main([str(checkpoint), str(sim_qg_file), "--out", str(out), "--device", "cpu",
+                               "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1 and out.exists()
+    finally:
+        torch.set_num_threads(before)
+    code = embed_cli.main([str(checkpoint), str(sim_qg_file), "--out", str(tmp_path / "x.npz"), "--threads", "0"])
+    assert code == 2 and "--threads must be at least 1" in capsys.readouterr().err

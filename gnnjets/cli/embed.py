@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replica", type=int, default=None, metavar="K",
                         help="embed only replica K of each jet (the output is then no friend tree)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader processes building graphs (default 0)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     args = parser.parse_args(argv)
     from gnnjets import __version__
     from detector_sim.writer import check_output_path
@@ -61,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         format = output_format(out, args.format)
         check_output_path(out, suffixes=None)  # any name: --format decides
         per_event = args.mapping is not None and load_mapping(args.mapping).layout == "events"
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"--threads must be at least 1, not {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
         embedder = Embedder.from_checkpoint(args.checkpoint, device=args.device)
         start = time.perf_counter()
         h, ids = embedder.embed_file(args.inputs, mapping=args.mapping, tree=args.tree, batch_size=args.batch_size,
