@@ -224,3 +224,9 @@ def test_top_with_the_efp_baseline_on_top_and_qcd_files(tmp_path, tiny_checkpoin
     assert (tmp_path / "run" / "roc.png").exists()
     cached = list((tmp_path / "cache").glob("efp-*.npy"))
     assert len(cached) == 1  # train, val and test are carved from one file set: computed once
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, tiny_checkpoint):
+    with pytest.raises(DownstreamError, match="run.device: .*no GPU is usable here"):
+        run_downstream(make_config(tmp_path, tiny_checkpoint, run={"device": "cuda"}))

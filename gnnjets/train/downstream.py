@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from gnnjets.atomic import atomic_output
 from gnnjets.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gnnjets.embed import check_schema_versions, resolve_device
 from gnnjets.graphs import GraphConfig
 from gnnjets.nn.backbone import Backbone
 from gnnjets.nn.config import ModelConfig
@@ -65,12 +66,6 @@ class DownstreamError(RuntimeError):
 
 def _log(message: str) -> None:
     print(f"gnnjets-downstream: {message}", file=sys.stderr, flush=True)
-
-
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DownstreamError("run.device is 'cuda' but no GPU is visible; use run.device=auto or cpu")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def _file_hash(path: str | Path) -> str:
@@ -420,7 +415,10 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
     if isinstance(config, dict):
         config = config_from_dict(config)
     started = time.perf_counter()
-    device = _device(config.run.device)
+    try:
+        device = resolve_device(config.run.device)
+    except ValueError as err:
+        raise DownstreamError(f"run.device: {err}") from None
     if device.type == "cpu":
         torch.set_num_threads(config.run.threads or os.cpu_count() or 1)
     task = get_task(config.task, energy_target=config.energy.target)
@@ -429,8 +427,6 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
     cache = _Cache(config.run.cache_dir)
     source = backbone_source(config)
     if source.checkpoint is not None:
-        from gnnjets.embed import check_schema_versions
-
         try:
             for paths in filter(None, (config.data.train, config.data.val, config.data.test)):
                 check_schema_versions(paths, source.schema_version, f"backbone checkpoint {source.checkpoint}")
