@@ -26,7 +26,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 demo: install
-	$(PY) -m gnnjets.demo
+	$(PY) examples/demo.py
 
 bench: install
 	$(PY) benchmarks/sim_validation.py

@@ -25,11 +25,11 @@ import numpy as np  # noqa: E402
 from scipy.optimize import curve_fit  # noqa: E402
 
 from detector_sim import calorimeter as cal  # noqa: E402
-from detector_sim import geometry as geo  # noqa: E402
 from detector_sim.clustering import cluster_kinematics, topoclusters  # noqa: E402
 from detector_sim.config import SimConfig, validate  # noqa: E402
 from detector_sim.generate import generate_shard  # noqa: E402
 from detector_sim.simulate import simulate_events  # noqa: E402
+from gnnjets.base import kinematics
 
 ENERGIES = (5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 PARTICLES = {"e-": (11, -1.0), "gamma": (22, 0.0), "pi+": (211, 1.0), "pi-": (-211, -1.0), "mu-": (13, -1.0)}
@@ -51,7 +51,7 @@ def reconstructed_energy(pdgid: int, charge: float, energy: float, n: int, seed:
         cells, _ = cal.digitise(spots, window, rng)
         cluster = topoclusters(window.layer, window.ieta, window.iphi, cells, window.sigma)
         kin = cluster_kinematics(cluster, cells, window.eta, window.phi)
-        near = (kin["e"] > 0) & (geo.delta_r(kin["eta"], kin["phi"], axis_eta, axis_phi) < 0.4)
+        near = (kin["e"] > 0) & (kinematics.delta_r(kin["eta"], kin["phi"], axis_eta, axis_phi) < 0.4)
         out[i] = kin["e"][near].sum()
     return out
 

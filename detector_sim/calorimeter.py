@@ -6,10 +6,10 @@ Conventions: ``particles`` is a dict of 1-d arrays (``pt, eta, phi, e`` in GeV/r
 of energy E gives on average E, a pion less (non-compensation).
 
 Physics per stable particle that reaches the calorimeter (charged ones must reach r = 1500 mm in
-the 3.8 T field, :func:`detector_sim.geometry.reaches_radius`):
+the 3.8 T field, :func:`detector_sim.kinematics.reaches_radius`):
 
 Showers develop along the particle's direction where it enters the calorimeter (the field
-fills the tracker volume only, :func:`detector_sim.geometry.calo_eta_phi_at_radius`).
+fills the tracker volume only, :func:`gnnjets.base.kinematics.calo_eta_phi_at_radius`).
 
 * e+-, gamma — electromagnetic shower (:func:`_em_spots`). Deposited energy: Poisson-sampled
   quanta of ``EM_STOCHASTIC**2`` GeV (sampling fluctuations, sigma/E = 10%/sqrt(E)) times a
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector_sim import geometry as geo
+from gnnjets.base import kinematics
 
 # --- electromagnetic showers -----------------------------------------------------------------
 EM_STOCHASTIC = 0.085  # sampling term; with topocluster losses and noise the reconstructed electron gets ~10%/sqrt(E)
@@ -100,8 +101,8 @@ def mean_response(pdgid, energy) -> np.ndarray:
 def impact_points(particles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(eta, phi) of every particle at the middle of every layer, shape (n, 6), and whether it reaches the calorimeter."""
     pt, eta, phi, charge = (np.asarray(particles[k], dtype=float) for k in ("pt", "eta", "phi", "charge"))
-    reaches = geo.reaches_radius(pt, charge, geo.CALO_FRONT_MM) & (np.abs(eta) < geo.ETA_MAX + 0.5)
-    eta_l, phi_l = geo.calo_eta_phi_at_radius(pt[:, None], eta[:, None], phi[:, None], charge[:, None], geo.R_MID_MM[None, :])
+    reaches = kinematics.reaches_radius(pt, charge, geo.CALO_FRONT_MM) & (np.abs(eta) < geo.ETA_MAX + 0.5)
+    eta_l, phi_l = kinematics.calo_eta_phi_at_radius(pt[:, None], eta[:, None], phi[:, None], charge[:, None], geo.R_MID_MM[None, :])
     return eta_l, phi_l, reaches
 
 
@@ -245,7 +246,7 @@ def shower_spots(particles: dict, rng: np.random.Generator, select: np.ndarray |
     # lateral offsets dl [mm] at the layer radius r move eta and phi by dl / r (projective cells)
     radius = geo.R_MID_MM[layer]
     spot_eta = eta_l[owner, layer] + dx / radius
-    spot_phi = geo.wrap_phi(phi_l[owner, layer] + dy / radius)
+    spot_phi = kinematics.wrap_phi(phi_l[owner, layer] + dy / radius)
     deposited = np.bincount(owner, weights=spot_energy, minlength=n)
     return Spots(layer.astype(np.int64), spot_eta, spot_phi, spot_energy, owner.astype(np.int64)), deposited
 

@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from detector_sim.config import ConfigError, load_config
 from detector_sim.simulate import ShardStats, shard_plan, simulate_shard
-from detector_sim.writer import JetWriter, OutputPathError, check_output_path, read_provenance
+from detector_sim.writer import JetWriter, read_provenance
+from gnnjets.base.outputs import OutputPathError, check_output_path
 
 EXIT_USAGE = 2
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from detector_sim.geometry import LAYER_OFFSET, N_CELLS, N_CELLS_TOTAL, N_LAYERS, wrap_phi
+from detector_sim.geometry import LAYER_OFFSET, N_CELLS, N_CELLS_TOTAL, N_LAYERS
+from gnnjets.base.kinematics import wrap_phi
 
 # COCOA's thresholds, in units of the cell noise sigma
 SEED_THRESHOLD = 4.6

@@ -8,19 +8,13 @@ Unknown keys are errors that suggest the closest known key.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from gnnjets.base.config import ConfigError, apply_overrides, from_dict, read_config_file
+from gnnjets.base.hints import close_matches
 
 PROCESSES = ("qg", "top", "qcd")
-
-
-class ConfigError(ValueError):
-    """A config file or value that cannot be used; the message names the field and the fix."""
 
 
 @dataclass
@@ -73,91 +67,11 @@ class SimConfig:
         return dataclasses.asdict(self)
 
 
-def _check_type(value, annotation, where: str):
-    origin = typing.get_origin(annotation)
-    if annotation is typing.Any:
-        return value
-    if annotation is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping of keys to values, not {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, not {value!r}")
-        return float(value)
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, not {value!r}")
-        return value
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, not {value!r}")
-        return value
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, not {value!r}")
-        return value
-    if annotation is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, not {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, not {value!r}")
-        (item_type,) = typing.get_args(annotation)
-        return [_check_type(item, item_type, f"{where}[{i}]") for i, item in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None:
-            return None
-        return _check_type(value, args[0], where)
-    raise TypeError(f"unsupported config annotation {annotation!r} at {where}")
-
-
-def from_dict(cls, data, where: str = "config"):
-    """Build dataclass ``cls`` from a nested dict, refusing unknown keys with a suggestion."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping of keys to values, not {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown key '{where}.{key}'{hint} Known keys: {', '.join(names)}")
-        annotation = hints[key]
-        if dataclasses.is_dataclass(annotation):
-            kwargs[key] = from_dict(annotation, value, f"{where}.{key}")
-        else:
-            kwargs[key] = _check_type(value, annotation, f"{where}.{key}")
-    return cls(**kwargs)
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``section.key=value`` strings (value parsed as YAML) to a nested dict, in place."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r} must look like section.key=value, e.g. jets.radius=0.8")
-        dotted, raw = item.split("=", 1)
-        keys = dotted.strip().split(".")
-        node = data
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: '{key}' is not a section")
-        node[keys[-1]] = yaml.safe_load(raw)
-    return data
-
-
 def validate(config: SimConfig) -> SimConfig:
     """Check value ranges that the types cannot express."""
     if config.process not in PROCESSES:
-        close = difflib.get_close_matches(config.process, PROCESSES, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"config.process: unknown process '{config.process}'{hint} Choose one of {', '.join(PROCESSES)}")
+        raise ConfigError(f"config.process: unknown process '{config.process}'"
+                          f"{close_matches(config.process, PROCESSES, end='')} Choose one of {', '.join(PROCESSES)}")
     for i, pair in enumerate(config.generator.pthat_slices):
         if len(pair) != 2 or not 0 <= pair[0] < pair[1]:
             raise ConfigError(f"config.generator.pthat_slices[{i}] must be [min, max] with 0 <= min < max, not {pair}")
@@ -180,33 +94,6 @@ def validate(config: SimConfig) -> SimConfig:
     if config.sharding.events_per_shard < 1:
         raise ConfigError("config.sharding.events_per_shard must be at least 1")
     return config
-
-
-def read_config_file(path: str | Path, *, folder: str, example: str) -> dict:
-    """The mapping in a YAML config file; errors name the file and the fix.
-
-    Args:
-        folder: where the shipped configs of this kind live (said when the file does not exist).
-        example: what the mapping holds, e.g. ``"process: ..., jets: ..."`` (said when it is not one).
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; see {folder} for the shipped ones") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping ({example}), not {type(data).__name__}")
-    return data
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> SimConfig:

@@ -44,7 +44,7 @@ import numpy as np
 import pythia8mc
 
 from detector_sim.config import PROCESSES, ConfigError, SimConfig, validate
-from detector_sim.geometry import delta_r, wrap_phi
+from gnnjets.base.kinematics import delta_r, wrap_phi
 from detector_sim.replicas import pythia_seed
 
 #: particles kept in ``TruthEvent.particles``: the calorimeter ends at |eta| = 3, with margin

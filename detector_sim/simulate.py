@@ -23,6 +23,7 @@ from detector_sim.generate import TruthEvent, cluster_antikt, generate_shard, je
 from detector_sim.replicas import replica_generator
 from detector_sim.tracker import reconstruct_tracks
 from gnnjets.io import schema
+from gnnjets.base.kinematics import delta_phi, delta_r
 
 #: extra eta-phi distance beyond the region of interest within which a particle's showers are simulated
 SHOWER_REACH = 0.3
@@ -109,7 +110,7 @@ def _jet_row(event, j, replica, base_seed, reco, window, energy, cluster, kin, t
     topo_of_cluster = np.full(kin["e"].size, -1, dtype=np.int64)
     topo_of_cluster[members] = np.arange(members.size)
     in_jet = np.flatnonzero((cluster >= 0) & (topo_of_cluster[np.maximum(cluster, 0)] >= 0))
-    track_dr = geo.delta_r(tracks["eta"], tracks["phi"], kinematics[1], kinematics[2])
+    track_dr = delta_r(tracks["eta"], tracks["phi"], kinematics[1], kinematics[2])
     t = np.flatnonzero(track_dr < radius)
     c = event.constituents[j]
     p = event.particles
@@ -144,7 +145,7 @@ def simulate_event(event: TruthEvent, config: SimConfig, base_seed: int, n_repli
     eta_l, phi_l, _ = impacts
     # a particle is showered when its impact in some layer lies within reach of some jet's window
     d_eta = np.abs(eta_l[:, :, None] - jets["eta"][None, None, :])
-    d_phi = np.abs(geo.delta_phi(phi_l[:, :, None], jets["phi"][None, None, :]))
+    d_phi = np.abs(delta_phi(phi_l[:, :, None], jets["phi"][None, None, :]))
     reach = half_width + SHOWER_REACH
     select = ((d_eta < reach) & (d_phi < reach)).any(axis=(1, 2))
 
@@ -158,7 +159,7 @@ def simulate_event(event: TruthEvent, config: SimConfig, base_seed: int, n_repli
         reco_eta = np.array([k[1] for k, _ in reco_jets])
         reco_phi = np.array([k[2] for k, _ in reco_jets])
         for j in range(stats.truth_jets):
-            dr = geo.delta_r(reco_eta, reco_phi, jets["eta"][j], jets["phi"][j])
+            dr = delta_r(reco_eta, reco_phi, jets["eta"][j], jets["phi"][j])
             best = int(np.argmin(dr))
             if dr[best] < radius / 2:
                 rows_per_jet[j].append(_jet_row(event, j, replica, base_seed, reco_jets[best], window,

@@ -71,7 +71,7 @@ Truth perigee:
   ``d0 = vy cos(phi) - vx sin(phi)``, ``z0 = vz - (vx cos(phi) + vy sin(phi)) sinh(eta)`` for
   R >> |v|.
 Extrapolation:
-  ``geometry.calo_eta_phi_at_radius`` with the smeared (pT, eta, phi0, charge) to
+  ``kinematics.calo_eta_phi_at_radius`` with the smeared (pT, eta, phi0, charge) to
   ``geometry.R_MID_MM``: the helix up to the calorimeter front (r = 1500 mm), a straight line
   beyond it, as for the shower axes. The helix starts at the origin, i.e. the perigee offsets d0,
   z0 are ignored there: negligible for prompt tracks (|d0| ~ 0.01-0.1 mm), an error of up to
@@ -89,11 +89,12 @@ the generator state and the input.
 
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
 
 from detector_sim import geometry
+from gnnjets.base import kinematics
+from gnnjets.base.checks import check_number
+from gnnjets.base.hints import close_matches
 
 #: tracking acceptance (see the module docstring for the origin of each number)
 PT_MIN_GEV = 1.0
@@ -168,14 +169,14 @@ def perigee_from_vertex(pt_gev, eta, phi, charge, vx_mm, vy_mm, vz_mm, b_field_t
     along = vx * cos_phi + vy * sin_phi  # transverse distance perigee -> vertex along the flight
     straight = sign == 0
     # neutral: a unit placeholder radius keeps the arithmetic finite; np.where discards it
-    radius = geometry.curvature_radius_mm(np.where(straight, 1.0, pt_gev), np.where(straight, 1.0, charge), b_field_t)
+    radius = kinematics.curvature_radius_mm(np.where(straight, 1.0, pt_gev), np.where(straight, 1.0, charge), b_field_t)
     # sign(q) * c: the direction from the origin to the centre, seen as the right-hand normal of phi0
     centre_x = sign * vx + radius * sin_phi
     centre_y = sign * vy - radius * cos_phi
     centre_norm = np.hypot(centre_x, centre_y)
     d0 = np.where(straight, d_line, (2 * radius * d_line - sign * (vx**2 + vy**2)) / (radius + centre_norm))
     phi0 = np.where(straight, phi, np.arctan2(centre_x, -centre_y))
-    arc = np.where(straight, along, sign * radius * geometry.delta_phi(phi0, phi))
+    arc = np.where(straight, along, sign * radius * kinematics.delta_phi(phi0, phi))
     z0 = vz - arc * np.sinh(eta)
     return phi0, d0, z0
 
@@ -183,17 +184,12 @@ def perigee_from_vertex(pt_gev, eta, phi, charge, vx_mm, vy_mm, vz_mm, b_field_t
 def _check_inputs(particles, rng, efficiency_plateau) -> int:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, not {type(rng).__name__}")
-    if isinstance(efficiency_plateau, bool) or not isinstance(efficiency_plateau, (int, float, np.floating)) \
-            or not 0 <= efficiency_plateau <= 1:
-        raise ValueError(f"efficiency_plateau must be a number in [0, 1], not {efficiency_plateau!r}")
+    check_number("efficiency_plateau", efficiency_plateau, 0, 1)
     if not isinstance(particles, dict):
         raise TypeError(f"particles must be a dict of 1-d numpy arrays, not {type(particles).__name__}")
     missing = [key for key in REQUIRED_KEYS if key not in particles]
     if missing:
-        hints = []
-        for key in missing:
-            close = difflib.get_close_matches(key, [str(k) for k in particles], n=1)
-            hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        hints = [f"'{key}'{close_matches(key, particles, end='')}" for key in missing]
         raise KeyError(f"particles lacks {', '.join(hints)}; required: {', '.join(REQUIRED_KEYS)}; "
                        f"available: {', '.join(map(str, particles)) or 'none'}")
     lengths = {key: np.shape(particles[key]) for key in REQUIRED_KEYS}
@@ -239,9 +235,9 @@ def reconstruct_tracks(particles: dict[str, np.ndarray], rng: np.random.Generato
     track_charge = np.where(qoverpt < 0, -1, 1).astype(np.int32)
     track_pt = 1.0 / np.maximum(np.abs(qoverpt), np.finfo(np.float64).tiny)
     track_eta = -np.log(np.tan(theta / 2))
-    track_phi = geometry.wrap_phi(phi0 + sigma["phi"] * noise[:, 2])
+    track_phi = kinematics.wrap_phi(phi0 + sigma["phi"] * noise[:, 2])
 
-    eta_layer, phi_layer = geometry.calo_eta_phi_at_radius(
+    eta_layer, phi_layer = kinematics.calo_eta_phi_at_radius(
         track_pt[:, None], track_eta[:, None], track_phi[:, None], track_charge[:, None],
         geometry.R_MID_MM[None, :])  # (n_tracks, 6) each
 

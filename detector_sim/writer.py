@@ -16,39 +16,17 @@ the size (levels 1-9 alike); 4 is ROOT's default. Reading LZ4 needs ``xxhash`` (
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import uproot
 
+from gnnjets.base.outputs import atomic_output, check_output_path
 from gnnjets.io import schema
 
 #: basket compression of the files written (see the module docstring)
 DEFAULT_COMPRESSION = uproot.LZ4(4)
-
-class OutputPathError(ValueError):
-    """The output path cannot be written; the message says why and what to do."""
-
-
-def check_output_path(path: str | Path, *, suffixes: tuple[str, ...] | None = (".root",)) -> Path:
-    """Fail early, before any work, when ``path`` cannot be written (or, unless ``suffixes`` is None,
-    does not end in one of ``suffixes``)."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputPathError(f"--out {path} is a folder; give a file name such as {path / 'out.root'}")
-    if suffixes is not None and path.suffix not in suffixes:
-        raise OutputPathError(f"--out {path}: the output must be a {' or '.join(suffixes)} file, e.g. "
-                              f"{path.with_suffix(suffixes[0])}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputPathError(f"--out {path}: folder {folder} does not exist; create it first (mkdir -p {folder})")
-    if not os.access(folder, os.W_OK):
-        raise OutputPathError(f"--out {path}: folder {folder} is not writable; choose another output path")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputPathError(f"--out {path} exists and is not writable; remove it or choose another path")
-    return path
 
 
 def _tree_types() -> dict:
@@ -91,13 +69,16 @@ class JetWriter:
                             f"not {compression!r}")
         self.path = check_output_path(path)
         self.compression = compression
-        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.tmp_path: Path | None = None  # set while the file is being written
+        self._atomic = None
         self.provenance = dict(provenance or {})
         self.provenance.setdefault("schema_version", schema.SCHEMA_VERSION)
         self.entries = 0
         self._file = None
 
     def __enter__(self) -> JetWriter:
+        self._atomic = atomic_output(self.path)
+        self.tmp_path = self._atomic.__enter__()
         self._file = uproot.recreate(self.tmp_path, compression=self.compression)
         self._file.mktree(schema.TREE_NAME, _tree_types(), counter_name=lambda prefix: schema.COLLECTIONS[prefix][0])
         return self
@@ -115,12 +96,12 @@ class JetWriter:
             if exc_type is None:
                 self.provenance["entries"] = self.entries
                 self._file[schema.PROVENANCE_KEY] = json.dumps(self.provenance, sort_keys=True)
+        except BaseException as error:  # the provenance could not be written: the file is incomplete
+            exc_type, exc, tb = type(error), error, error.__traceback__
+            raise
         finally:
             self._file.close()
-        if exc_type is None:
-            os.replace(self.tmp_path, self.path)
-        else:
-            self.tmp_path.unlink(missing_ok=True)
+            self._atomic.__exit__(exc_type, exc, tb)  # renames on success, removes the temporary otherwise
 
 
 def read_provenance(path: str | Path) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from gnnjets import __version__
-from gnnjets.atomic import atomic_output
+from gnnjets.base.outputs import atomic_output
 from gnnjets.io.schema import SCHEMA_VERSION
 
 FORMAT = "gnnjets-checkpoint"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from detector_sim.config import ConfigError, apply_overrides, from_dict, read_config_file
+from gnnjets.base.config import ConfigError, apply_overrides, from_dict, read_config_file
 
 LOSSES = ("ntxent", "vicreg")
 

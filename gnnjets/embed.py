@@ -41,7 +41,7 @@ import torch
 import uproot
 
 from gnnjets import __version__
-from gnnjets.atomic import atomic_output
+from gnnjets.base.outputs import atomic_output
 from gnnjets.checkpoint import CheckpointError, load_checkpoint
 from gnnjets.graphs import GraphConfig, JetDataset, make_loader
 from gnnjets.io.reader import expand_paths

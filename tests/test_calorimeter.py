@@ -5,6 +5,7 @@ import pytest
 
 from detector_sim import calorimeter as cal
 from detector_sim import geometry as geo
+from gnnjets.base import kinematics
 
 
 def gun(pdgid, energy, n, eta=0.3, phi=0.1, charge=None):
@@ -80,7 +81,7 @@ def test_charged_showers_are_displaced_in_phi_by_the_field():
     positive = gun(211, 5.0, 200, eta=0.0, phi=0.0, charge=1.0)
     spots, _ = cal.shower_spots(positive, np.random.default_rng(4))
     # clockwise bending for q > 0 (B along +z): phi decreases
-    expected = -np.arcsin(geo.R_MID_MM[1] / (2 * geo.curvature_radius_mm(5.0, 1.0)))
+    expected = -np.arcsin(geo.R_MID_MM[1] / (2 * kinematics.curvature_radius_mm(5.0, 1.0)))
     ecal2 = spots.layer == 1
     assert np.average(spots.phi[ecal2], weights=spots.energy[ecal2]) == pytest.approx(expected, abs=0.01)
 
@@ -116,7 +117,7 @@ def test_noise_has_the_cocoa_sigma_of_each_layer():
 def test_window_wraps_around_phi_pi():
     window = cal.window_cells([0.0], [3.1], 0.2)
     assert np.any(window.phi > 3.0) and np.any(window.phi < -3.0)
-    assert np.all(np.abs(geo.delta_phi(window.phi, 3.1)) < 0.2 + 0.2)
+    assert np.all(np.abs(kinematics.delta_phi(window.phi, 3.1)) < 0.2 + 0.2)
     assert np.unique(window.cell_id).size == window.cell_id.size
 
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from detector_sim import clustering
 from detector_sim.clustering import cluster_kinematics, topoclusters
-from detector_sim.geometry import LAYERS, N_CELLS, cell_centre, delta_phi
+from detector_sim.geometry import LAYERS, N_CELLS, cell_centre
+from gnnjets.base.kinematics import delta_phi
 
 
 def cluster(cells: dict, **thresholds) -> dict:

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detector_sim import geometry
-from detector_sim.geometry import delta_phi, delta_r, wrap_phi
+from gnnjets.base.kinematics import delta_phi, delta_r, wrap_phi
+from gnnjets.base import kinematics
 
 PI = np.pi
 angles = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, allow_infinity=False)
@@ -127,16 +128,16 @@ def test_layer_radii_increase_and_start_at_the_calorimeter_front():
 # --- helix ----------------------------------------------------------------------------------
 
 def test_curvature_radius_closed_form():
-    assert float(geometry.curvature_radius_mm(1.0, 1)) == pytest.approx(1e3 / (0.299792458 * 3.8))
-    assert float(geometry.curvature_radius_mm(1.0, -2)) == pytest.approx(0.5e3 / (0.299792458 * 3.8))
-    assert np.isinf(geometry.curvature_radius_mm(1.0, 0))
+    assert float(kinematics.curvature_radius_mm(1.0, 1)) == pytest.approx(1e3 / (0.299792458 * 3.8))
+    assert float(kinematics.curvature_radius_mm(1.0, -2)) == pytest.approx(0.5e3 / (0.299792458 * 3.8))
+    assert np.isinf(kinematics.curvature_radius_mm(1.0, 0))
 
 
 def test_reaches_radius_threshold():
     threshold = 0.299792458 * 3.8 * 0.75  # pT [GeV] with 2R = 1500 mm: 0.854 GeV
-    assert geometry.reaches_radius(threshold * 1.0001, 1, 1500.0)
-    assert not geometry.reaches_radius(threshold * 0.9999, -1, 1500.0)
-    assert geometry.reaches_radius(0.1, 0, 1500.0)  # neutral
+    assert kinematics.reaches_radius(threshold * 1.0001, 1, 1500.0)
+    assert not kinematics.reaches_radius(threshold * 0.9999, -1, 1500.0)
+    assert kinematics.reaches_radius(0.1, 0, 1500.0)  # neutral
 
 
 def _numerical_crossing(pt, eta, phi, charge, radius_mm, step_mm=0.5):
@@ -172,7 +173,7 @@ def _numerical_crossing(pt, eta, phi, charge, radius_mm, step_mm=0.5):
 def test_helix_matches_numerical_integration(charge):
     pt, eta, phi, radius = 2.0, 1.1, 0.4, float(geometry.R_MID_MM[1])
     eta_num, phi_num = _numerical_crossing(pt, eta, phi, charge, radius)
-    eta_r, phi_r = geometry.helix_eta_phi_at_radius(pt, eta, phi, charge, radius)
+    eta_r, phi_r = kinematics.helix_eta_phi_at_radius(pt, eta, phi, charge, radius)
     assert float(phi_r) == pytest.approx(phi_num, abs=1e-6)
     assert float(eta_r) == pytest.approx(eta_num, abs=1e-6)
     # the closed forms the docstring states
@@ -184,7 +185,7 @@ def test_helix_matches_numerical_integration(charge):
 
 
 def test_helix_neutral_goes_straight_and_low_pt_gives_nan():
-    eta_r, phi_r = geometry.helix_eta_phi_at_radius(np.array([0.3, 50.0]), 1.3, -2.0, 0, 1500.0)
+    eta_r, phi_r = kinematics.helix_eta_phi_at_radius(np.array([0.3, 50.0]), 1.3, -2.0, 0, 1500.0)
     assert np.allclose(eta_r, 1.3) and np.allclose(phi_r, -2.0)
-    eta_r, phi_r = geometry.helix_eta_phi_at_radius(0.8, 0.5, 0.0, 1, 1500.0)
+    eta_r, phi_r = kinematics.helix_eta_phi_at_radius(0.8, 0.5, 0.0, 1, 1500.0)
     assert np.isnan(eta_r) and np.isnan(phi_r)

@@ -13,11 +13,13 @@ import yaml
 
 from conftest import write_synthetic_jets
 from detector_sim import geometry
+from gnnjets.base import kinematics
+from gnnjets.base.kinematics import perigee_to_pt_eta_charge, wrap_phi
 from gnnjets.io import (MappingError, MissingBranchError, MissingTreeError, NonFiniteValueError, count_entries,
                         read_all, read_jets, schema)
-from gnnjets.io.mapping import (COCOA_B_FIELD_T, COCOA_CELL_SIGMA_GEV, COCOA_LAYER_RADIUS_MM, IDENTITY,
-                                assign_within_delta_r, helix_eta_phi_at_radius, load_mapping, mapping_from_dict,
-                                perigee_to_pt_eta_charge, shipped_mappings, wrap_phi)
+from gnnjets.io.assign import assign_within_delta_r
+from gnnjets.io.mapping import IDENTITY, load_mapping, mapping_from_dict, shipped_mappings
+from gnnjets.io.plan import track_at_radius
 
 
 def theta_of(eta):
@@ -62,10 +64,8 @@ def test_shipped_identity_mapping_is_the_default(synthetic_jets_file):
 
 
 def test_cocoa_constants_match_the_simulated_geometry():
-    np.testing.assert_allclose(COCOA_CELL_SIGMA_GEV, geometry.NOISE_GEV)
-    np.testing.assert_allclose(COCOA_LAYER_RADIUS_MM, geometry.R_MID_MM)
-    assert COCOA_B_FIELD_T == geometry.B_FIELD_T
     cocoa = load_mapping("cocoa")
+    assert cocoa.b_field_t == geometry.B_FIELD_T and cocoa.calo_front_mm == geometry.CALO_FRONT_MM
     np.testing.assert_allclose(cocoa.cell_sigma_per_layer, geometry.NOISE_GEV)
     np.testing.assert_allclose(cocoa.layer_radius_mm, geometry.R_MID_MM)
 
@@ -98,8 +98,8 @@ def test_cocoa_assigns_cells_and_tracks_by_delta_r(tmp_path):
     # filled: truth copies reco, label unknown, no particles
     assert jets.truth_pt.tolist() == jets.jet_pt.tolist() and jets.label.tolist() == [-1, -1, -1]
     assert ak.num(jets.particle_pt).tolist() == [0, 0, 0]
-    # extrapolated track positions follow the simulation's helix
-    eta3, phi3 = geometry.helix_eta_phi_at_radius(
+    # extrapolated track positions follow the simulation's helix-then-straight-line extrapolation
+    eta3, phi3 = kinematics.calo_eta_phi_at_radius(
         ak.flatten(jets.track_pt).to_numpy(), ak.flatten(jets.track_eta).to_numpy(),
         ak.flatten(jets.track_phi).to_numpy(), ak.flatten(jets.track_charge).to_numpy(), geometry.R_MID_MM[3])
     np.testing.assert_allclose(ak.flatten(jets.track_eta_layer3).tolist(), eta3, atol=1e-5)
@@ -188,7 +188,7 @@ def test_per_jet_foreign_file_with_renames(tmp_path, synthetic_jets_file):
     with pytest.raises(MissingBranchError) as error:
         read_jets(path, mapping=broken)
     message = str(error.value)
-    assert f"no branch 'JetPT' (schema branch 'jet_pt'" in message and f"{path}:T" in message
+    assert "no branch 'JetPT' (schema branch 'jet_pt'" in message and f"{path}:T" in message
     assert "did you mean 'JetPt'?" in message
 
 
@@ -223,11 +223,11 @@ def test_perigee_conversion_closed_forms():
     assert charge.tolist() == [1, -1]
 
 
-def test_helix_matches_simulation_and_stays_finite():
+def test_track_extrapolation_matches_simulation_and_stays_finite():
     pt = np.array([0.5, 2.0, 20.0, 5.0])
     eta, phi, charge = np.array([0.3, -1.0, 2.0, 0.5]), np.array([3.1, -3.1, 0.0, 1.0]), np.array([1, -1, 1, 0])
-    got_eta, got_phi = helix_eta_phi_at_radius(pt, eta, phi, charge, 1794.0, 3.8)
-    want_eta, want_phi = geometry.helix_eta_phi_at_radius(pt, eta, phi, charge, 1794.0)
+    got_eta, got_phi = track_at_radius(pt, eta, phi, charge, 3198.0, 3.8, 1500.0)
+    want_eta, want_phi = kinematics.calo_eta_phi_at_radius(pt, eta, phi, charge, 3198.0)
     reach = np.isfinite(want_eta)
     assert reach.tolist() == [False, True, True, True]
     np.testing.assert_allclose(got_eta[reach], want_eta[reach], atol=1e-12)

@@ -149,7 +149,7 @@ def test_jet_set_rows_follow_the_file_and_batches_keep_track_of_order():
 
 
 def test_atomic_output_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
-    from gnnjets.atomic import atomic_output
+    from gnnjets.base.outputs import atomic_output
 
     target = tmp_path / "sub" / "results.json"
     with pytest.raises(RuntimeError):

@@ -10,6 +10,7 @@ import pytest
 from detector_sim import geometry, tracker
 from detector_sim.replicas import replica_generator
 from detector_sim.tracker import perigee_from_vertex, reconstruct_tracks, track_resolutions, tracking_efficiency
+from gnnjets.base import kinematics
 
 K_GEV_PER_T_M = 0.299792458
 B_T = 3.8
@@ -135,7 +136,7 @@ def test_smearing_has_the_stated_widths(pt, eta):
     pulls = {
         "qoverpt": (tracks["charge"] / tracks["pt"] - charge / pt) / sigma["qoverpt"],
         "theta": (2 * np.arctan(np.exp(-tracks["eta"])) - theta_true) / sigma["theta"],
-        "phi": geometry.delta_phi(tracks["phi"], 1.0) / sigma["phi"],
+        "phi": kinematics.delta_phi(tracks["phi"], 1.0) / sigma["phi"],
         "d0": tracks["d0"] / sigma["d0"],
         "z0": tracks["z0"] / sigma["z0"],
     }
@@ -173,7 +174,7 @@ def test_bending_sign_and_magnitude(charge):
     pt, phi = 10.0, 0.5
     tracks = reconstruct_tracks(make_particles(2000, pt=pt, eta=0.3, phi=phi, charge=charge),
                                 np.random.default_rng(7), efficiency_plateau=1.0)
-    bend = geometry.delta_phi(tracks["phi_layer"], tracks["phi"][:, None])  # (n, 6)
+    bend = kinematics.delta_phi(tracks["phi_layer"], tracks["phi"][:, None])  # (n, 6)
     # B along +z: a positive track turns clockwise, phi at the calorimeter is smaller
     assert np.all(np.sign(bend) == -charge)
     expected = calo_turn(tracks["pt"][:, None])  # with the measured pT
@@ -185,9 +186,9 @@ def test_bending_sign_and_magnitude(charge):
 def test_low_pt_cut_off_at_the_calorimeter():
     threshold = K_GEV_PER_T_M * B_T * 0.75  # 2R = 1500 mm at 0.854 GeV
     assert threshold == pytest.approx(0.8544, abs=1e-4)
-    assert not geometry.reaches_radius(0.8, 1, 1500.0)
-    assert geometry.reaches_radius(0.9, 1, 1500.0)
-    eta_r, phi_r = geometry.helix_eta_phi_at_radius(np.array([0.8, 0.9]), 0.2, 0.1, np.array([-1, 1]), 1500.0)
+    assert not kinematics.reaches_radius(0.8, 1, 1500.0)
+    assert kinematics.reaches_radius(0.9, 1, 1500.0)
+    eta_r, phi_r = kinematics.helix_eta_phi_at_radius(np.array([0.8, 0.9]), 0.2, 0.1, np.array([-1, 1]), 1500.0)
     assert np.isnan(eta_r[0]) and np.isnan(phi_r[0])
     assert np.isfinite(eta_r[1]) and np.isfinite(phi_r[1])
 
@@ -207,7 +208,7 @@ def test_tracks_reach_every_layer_beyond_the_field():
     particles = make_particles(n, pt=rng.uniform(1.0, 2.5, n), eta=rng.uniform(-2.4, 2.4, n),
                                phi=rng.uniform(-np.pi, np.pi, n), charge=rng.choice([-1.0, 1.0], n))
     tracks = reconstruct_tracks(particles, np.random.default_rng(9))
-    helix_reaches = geometry.reaches_radius(tracks["pt"][:, None], 1, geometry.R_MID_MM[None, :])  # (n, 6)
+    helix_reaches = kinematics.reaches_radius(tracks["pt"][:, None], 1, geometry.R_MID_MM[None, :])  # (n, 6)
     assert not helix_reaches[:, -1].all()
     assert np.isfinite(tracks["phi_layer"]).all() and np.isfinite(tracks["eta_layer"]).all()
 
@@ -221,7 +222,7 @@ def test_phi_wraps_when_the_track_bends_across_pi(phi, charge):
     assert np.all((phi_layer > -np.pi) & (phi_layer <= np.pi))
     # crossed the boundary: the sign flipped, but the wrapped difference is the small bend
     assert np.all(np.sign(phi_layer[:, 0]) == charge)
-    bend = geometry.delta_phi(phi_layer, tracks["phi"][:, None])
+    bend = kinematics.delta_phi(phi_layer, tracks["phi"][:, None])
     expected = calo_turn(tracks["pt"][:, None])
     ok = np.isfinite(expected)
     assert np.allclose(bend[ok], -charge * expected[ok], atol=1e-12)
@@ -230,7 +231,7 @@ def test_phi_wraps_when_the_track_bends_across_pi(phi, charge):
 def test_neutral_particles_leave_no_track_and_straight_extrapolation():
     assert reconstruct_tracks(make_particles(100, charge=0.0), np.random.default_rng(0))["pt"].size == 0
     # infinitely stiff charged track: the layer coordinates equal the perigee ones (straight line)
-    eta_r, phi_r = geometry.helix_eta_phi_at_radius(1e12, 0.7, 2.0, 1, geometry.R_MID_MM)
+    eta_r, phi_r = kinematics.helix_eta_phi_at_radius(1e12, 0.7, 2.0, 1, geometry.R_MID_MM)
     assert np.allclose(eta_r, 0.7, atol=1e-9) and np.allclose(phi_r, 2.0, atol=1e-9)
 
 
@@ -260,7 +261,7 @@ def _brute_force_perigee(pt, eta, phi, charge, vx, vy, vz, half_length_mm=500.0,
     phi0 = heading[best]
     d0 = math.cos(phi0) * y - math.sin(phi0) * x  # (u x r)_z: positive when the perigee is on the left
     z0 = vz + k[best] * step_mm * math.sinh(eta)  # point k lies k steps of arc after the vertex
-    return float(geometry.wrap_phi(phi0)), d0, z0
+    return float(kinematics.wrap_phi(phi0)), d0, z0
 
 
 @pytest.mark.parametrize("vertex", [(12.0, -5.0, 30.0), (-80.0, 40.0, -100.0), (0.0, 150.0, 0.0), (250.0, 10.0, 5.0)])
@@ -270,7 +271,7 @@ def test_perigee_matches_brute_force_helix(vertex, charge):
     phi0, d0, z0 = perigee_from_vertex(pt, eta, phi, charge, *vertex)
     phi0_bf, d0_bf, z0_bf = _brute_force_perigee(pt, eta, phi, charge, *vertex)
     assert float(d0) == pytest.approx(d0_bf, abs=1e-5)
-    assert float(geometry.delta_phi(phi0, phi0_bf)) == pytest.approx(0.0, abs=1e-5)
+    assert float(kinematics.delta_phi(phi0, phi0_bf)) == pytest.approx(0.0, abs=1e-5)
     assert float(z0) == pytest.approx(z0_bf, abs=5e-3)  # a step of arc (2 um) times sinh(eta), twice
 
 

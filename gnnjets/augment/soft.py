@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from gnnjets.augment.base import JetTransform
-from gnnjets.graphs.features import with_positions, wrap_phi
+from gnnjets.base.kinematics import wrap_phi
+from gnnjets.graphs.features import with_positions
 
 
 class SoftSmear(JetTransform):

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from gnnjets.augment.base import JetTransform, graph_ids, uniform
-from gnnjets.graphs.features import FeatureScaling, with_positions, wrap_phi
+from gnnjets.base.kinematics import wrap_phi
+from gnnjets.graphs.features import FeatureScaling, with_positions
 
 
 def translate_jet(data, shift: Tensor, scaling: FeatureScaling | None = None, update_derived: bool = True):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from detector_sim.config import ConfigError
+from gnnjets.base.config import ConfigError
 from gnnjets.io.errors import JetFileNotFoundError
 
 EXIT_USAGE = 2

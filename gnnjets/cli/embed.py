@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     args = parser.parse_args(argv)
     from gnnjets import __version__
-    from detector_sim.writer import check_output_path
+    from gnnjets.base.outputs import check_output_path
     from gnnjets.embed import Embedder, output_format, write_embeddings
     from gnnjets.io.mapping import load_mapping
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from detector_sim.config import ConfigError
+from gnnjets.base.config import ConfigError
 from gnnjets.graphs import ReplicaGroupError
 from gnnjets.io.errors import JetFileNotFoundError
 from gnnjets.train.pretrain import TrainingError, pretrain

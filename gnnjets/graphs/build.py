@@ -15,7 +15,6 @@ only per-jet loop is the compiled neighbour search of :mod:`gnnjets.graphs.edges
 
 from __future__ import annotations
 
-import math
 
 import awkward as ak
 import numba
@@ -28,7 +27,8 @@ from gnnjets.graphs import features as F
 from gnnjets.graphs.batching import JetGraph, make_batch
 from gnnjets.graphs.config import GraphConfig
 from gnnjets.graphs.edges import build_edges
-from gnnjets.io.reader import flat_values
+from gnnjets.base.kinematics import wrap_phi
+from gnnjets.io.arrays import flat_values
 from gnnjets.io.schema import N_CALO_LAYERS
 
 CELL_BRANCHES = ("cell_e", "cell_eta", "cell_phi", "cell_layer", "cell_sigma")
@@ -200,11 +200,6 @@ def gather_batch(parts) -> Batch:
                       _cat(node_counts), _cat(edge_counts))
 
 
-def _wrap_phi(phi: np.ndarray) -> np.ndarray:
-    wrapped = np.mod(phi + math.pi, 2 * math.pi) - math.pi
-    return np.where(wrapped <= -math.pi, wrapped + 2 * math.pi, wrapped)
-
-
 def build_graphs(chunk: ak.Array, config: GraphConfig | None = None, *, file_index: int | None = None) -> GraphChunk:
     """All graphs of ``chunk`` (one per record, empty records give empty graphs).
 
@@ -232,7 +227,7 @@ def build_graphs(chunk: ak.Array, config: GraphConfig | None = None, *, file_ind
     cell_graph = np.repeat(np.arange(num_graphs), cell_counts)
     cell_e = cell_e_all[keep_cells].astype(np.float64)
     cell_eta = _flat(chunk["cell_eta"])[keep_cells] - jet_eta[cell_graph]
-    cell_phi = _wrap_phi(_flat(chunk["cell_phi"])[keep_cells] - jet_phi[cell_graph])
+    cell_phi = wrap_phi(_flat(chunk["cell_phi"])[keep_cells] - jet_phi[cell_graph])
     cell_layer = _flat(chunk["cell_layer"])[keep_cells].astype(np.int64)
     cell_sigma = _flat(chunk["cell_sigma"])[keep_cells].astype(np.float64)
     if len(cell_layer) and (cell_layer.min() < 0 or cell_layer.max() >= N_CALO_LAYERS):
@@ -247,10 +242,10 @@ def build_graphs(chunk: ak.Array, config: GraphConfig | None = None, *, file_ind
     track_pt = track_pt_all[keep_tracks].astype(np.float64)
     track_eta_abs = _flat(chunk["track_eta"])[keep_tracks].astype(np.float64)
     track_eta = track_eta_abs - jet_eta[track_graph]
-    track_phi = _wrap_phi(_flat(chunk["track_phi"])[keep_tracks] - jet_phi[track_graph])
+    track_phi = wrap_phi(_flat(chunk["track_phi"])[keep_tracks] - jet_phi[track_graph])
     track_eta_layer = np.stack([_flat(chunk[f"track_eta_layer{layer}"])[keep_tracks] - jet_eta[track_graph]
                                 for layer in range(N_CALO_LAYERS)], axis=1)
-    track_phi_layer = np.stack([_wrap_phi(_flat(chunk[f"track_phi_layer{layer}"])[keep_tracks] - jet_phi[track_graph])
+    track_phi_layer = np.stack([wrap_phi(_flat(chunk[f"track_phi_layer{layer}"])[keep_tracks] - jet_phi[track_graph])
                                 for layer in range(N_CALO_LAYERS)], axis=1)
 
     # ---- node numbering: graph g holds its cells, then its tracks ----

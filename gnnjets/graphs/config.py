@@ -19,7 +19,7 @@ import yaml
 
 from gnnjets.graphs.features import FeatureScaling
 from gnnjets.io.schema import N_CALO_LAYERS
-from gnnjets.keys import check_known_keys
+from gnnjets.base.hints import check_known_keys
 
 
 class GraphConfigError(ValueError):

@@ -54,7 +54,8 @@ import torch
 from torch import Tensor
 
 from gnnjets.io.schema import N_CALO_LAYERS
-from gnnjets.keys import check_known_keys
+from gnnjets.base.hints import check_known_keys
+from gnnjets.base.kinematics import wrap_phi
 
 # ---- node types ----------------------------------------------------------------------------
 #: node_type of a track; cells carry their layer 0..5
@@ -169,19 +170,13 @@ def _sinh(a):
     return torch.sinh(a) if isinstance(a, Tensor) else np.sinh(a)
 
 
-def wrap_phi(phi: Tensor) -> Tensor:
-    """Angles mapped into (-pi, pi] (torch twin of :func:`detector_sim.geometry.wrap_phi`)."""
-    wrapped = torch.remainder(phi + math.pi, 2 * math.pi) - math.pi
-    return torch.where(wrapped <= -math.pi, wrapped + 2 * math.pi, wrapped)
-
-
 @numba.njit(cache=True, nogil=True)
 def _edge_attributes_kernel(pos, source, target, edge_type, out):  # pragma: no cover
     two_pi = 2.0 * math.pi
     for e in range(source.shape[0]):
         d_eta = pos[source[e], 0] - pos[target[e], 0]
         d_phi = pos[source[e], 1] - pos[target[e], 1]
-        if d_phi > math.pi or d_phi <= -math.pi:
+        if d_phi > math.pi or d_phi <= -math.pi:  # into (-pi, pi], as gnnjets.base.kinematics.wrap_phi
             d_phi = d_phi - two_pi * math.floor((d_phi + math.pi) / two_pi)
             if d_phi <= -math.pi:
                 d_phi += two_pi

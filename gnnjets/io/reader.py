@@ -46,7 +46,10 @@ import uproot
 from gnnjets.io import schema
 from gnnjets.io.errors import (EmptySelectionError, JetFileNotFoundError, MissingTreeError, NonFiniteValueError,
                                UnknownBranchError, UnreadableFileError)
-from gnnjets.io.mapping import BranchMapping, ReadPlan, close_matches, load_mapping
+from gnnjets.base.hints import close_matches
+from gnnjets.io.arrays import flat_values
+from gnnjets.io.mapping import BranchMapping, load_mapping
+from gnnjets.io.plan import ReadPlan
 
 PathLike = str | os.PathLike
 #: the fields every chunk carries besides the schema branches
@@ -284,21 +287,6 @@ class JetChunks:
                 f"{value} in {what} at {self.locate(file_index, entry[record])}{jet}: the file holds non-finite "
                 f"values; regenerate it, or skip the entry with entry_start/entry_stop "
                 f"(global entry {int(self.entry_offsets[file_index]) + int(entry[record])})")
-
-
-def flat_values(values: ak.Array) -> np.ndarray:
-    """The elements of a one-level jagged awkward array of numbers, as one numpy array.
-
-    Arrays as read (offsets into a plain buffer) give a view of the buffer without a copy; any
-    other layout goes through ``ak.flatten``.
-    """
-    layout = values.layout
-    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
-        offsets = np.asarray(layout.offsets.data)
-        content = np.asarray(layout.content.data)
-        if content.ndim == 1 and len(offsets):
-            return content[offsets[0]:offsets[-1]]
-    return ak.to_numpy(ak.flatten(values, axis=None))
 
 
 def _describe(files: Sequence[str]) -> str:

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from gnnjets.graphs.features import NUM_NODE_FEATURES
-from gnnjets.keys import check_known_keys
+from gnnjets.base.hints import check_known_keys
 
 #: message-passing layer kinds (:class:`~gnnjets.nn.edgeconv.EdgeConvBlock`,
 #: :class:`~gnnjets.nn.gatv2.GATv2Block`)

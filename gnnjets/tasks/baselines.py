@@ -58,8 +58,10 @@ import numpy as np
 import scipy.optimize
 
 from gnnjets.io.errors import EmptySelectionError
-from gnnjets.io.mapping import close_matches, wrap_phi
-from gnnjets.io.reader import flat_values, read_jets
+from gnnjets.base.hints import close_matches
+from gnnjets.base.kinematics import wrap_phi
+from gnnjets.io.arrays import flat_values
+from gnnjets.io.reader import read_jets
 from gnnjets.io.schema import N_CALO_LAYERS
 
 #: the schema branches that fill ``ids`` (besides the reader's ``source_file_index`` and ``entry``)

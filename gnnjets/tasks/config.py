@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector_sim.config import ConfigError, apply_overrides, from_dict, read_config_file
+from gnnjets.base.config import ConfigError, apply_overrides, from_dict, read_config_file
 from gnnjets.nn.heads import HeadConfig
 from gnnjets.tasks.tasks import DEFAULT_ENERGY_BINS, ENERGY_TARGETS, TASK_NAMES
 

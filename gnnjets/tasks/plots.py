@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from gnnjets.atomic import atomic_output  # noqa: E402
+from gnnjets.base.outputs import atomic_output  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> Path:

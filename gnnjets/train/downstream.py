@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gnnjets.atomic import atomic_output
+from gnnjets.base.outputs import atomic_output
 from gnnjets.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gnnjets.embed import check_schema_versions, resolve_device
 from gnnjets.graphs import GraphConfig

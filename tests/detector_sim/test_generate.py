@@ -17,7 +17,7 @@ import pytest
 from detector_sim import generate
 from detector_sim.config import ConfigError, SimConfig, load_config
 from detector_sim.generate import NEUTRINO_PDGIDS, PARTICLE_ABS_ETA_MAX, TruthEvent, generate_shard, make_pythia
-from detector_sim.geometry import delta_phi
+from gnnjets.base.kinematics import delta_phi
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "sim"
 PARTICLE_FIELDS = {"pt": np.float64, "eta": np.float64, "phi": np.float64, "e": np.float64, "m": np.float64,
