@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from gnnjets.checkpoint import save_checkpoint  # noqa: E402
 from gnnjets.config import config_from_dict  # noqa: E402
 from gnnjets.embed import Embedder  # noqa: E402
-from gnnjets.graphs import JetDataset, make_loader  # noqa: E402
+from gnnjets.data import JetDataset, make_loader  # noqa: E402
 from gnnjets.nn import build_model  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "runs/qg20k/last.pt"

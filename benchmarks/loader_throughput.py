@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from detector_sim.writer import JetWriter  # noqa: E402
 from gnnjets.augment import default_augmentations  # noqa: E402
-from gnnjets.graphs import JetReplicaDataset, make_loader  # noqa: E402
+from gnnjets.data import JetReplicaDataset, make_loader  # noqa: E402
 from gnnjets.io import schema  # noqa: E402
 
 #: cell-count share of the layers in simulated q/g jets (ECAL1 .. HCAL3)

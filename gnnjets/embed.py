@@ -43,7 +43,8 @@ import uproot
 from gnnjets import __version__
 from gnnjets.base.outputs import atomic_output
 from gnnjets.checkpoint import CheckpointError, load_checkpoint
-from gnnjets.graphs import GraphConfig, JetDataset, make_loader
+from gnnjets.data import JetDataset, make_loader
+from gnnjets.graphs import GraphConfig
 from gnnjets.io.reader import expand_paths
 from gnnjets.io.schema import PROVENANCE_KEY, SCHEMA_VERSION
 from gnnjets.nn.backbone import Backbone, graph_index

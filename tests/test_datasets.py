@@ -1,4 +1,4 @@
-"""Datasets and the loader (gnnjets.graphs.datasets): pairing, sharding, order, seeding, bad files.
+"""Datasets and the loader (gnnjets.data): pairing, sharding, order, seeding, bad files.
 
 Tests take the ``jets_file`` fixture (schema file with 2 replicas per jet); files with broken
 replica groups or empty jets are written with ``write_synthetic_jets`` on purpose.
@@ -18,8 +18,9 @@ from torch_geometric.data import Batch
 
 from conftest import write_synthetic_jets
 from gnnjets.augment import default_augmentations
-from gnnjets.graphs import (JetDataset, JetGraph, JetReplicaDataset, ReplicaBatch, ReplicaGroupError,
-                            SkippedJetsWarning, collate_jets, collate_replicas, make_loader)
+from gnnjets.data import (JetDataset, JetReplicaDataset, ReplicaBatch, ReplicaGroupError, SkippedJetsWarning,
+                          collate_jets, collate_replicas, make_loader)
+from gnnjets.graphs import JetGraph
 from gnnjets.io import read_all
 
 SMALL = dict(max_cells=20, max_tracks=6)

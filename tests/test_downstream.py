@@ -12,7 +12,7 @@ from gnnjets.checkpoint import load_checkpoint, save_checkpoint
 from gnnjets.config import config_from_dict as pretrain_config
 from gnnjets.nn.model import build_model
 from gnnjets.tasks.config import config_from_dict
-from gnnjets.tasks.data import JetSet
+from gnnjets.data import JetSet
 from gnnjets.tasks.metrics import classification_metrics, response_table
 from gnnjets.tasks.tasks import get_task
 from gnnjets.train import downstream

@@ -21,7 +21,7 @@ from gnnjets.config import config_from_dict
 from gnnjets.embed import (
     EMBEDDING_TREE, EmptyJetsWarning, Embedder, file_schema_version, output_format, read_embeddings, write_embeddings,
 )
-from gnnjets.graphs import JetDataset, make_loader
+from gnnjets.data import JetDataset, make_loader
 from gnnjets.io.errors import JetFileNotFoundError, MissingTreeError
 from gnnjets.nn import build_model
 

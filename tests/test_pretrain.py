@@ -15,7 +15,7 @@ from detector_sim.config import ConfigError
 from gnnjets.checkpoint import load_checkpoint
 from gnnjets.cli import pretrain as pretrain_cli
 from gnnjets.config import config_from_dict, load_config
-from gnnjets.graphs import ReplicaGroupError
+from gnnjets.data import ReplicaGroupError
 from gnnjets.train.pretrain import TrainingError, lr_factor, pretrain
 
 from conftest import simulate_file

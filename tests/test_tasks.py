@@ -6,7 +6,7 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from gnnjets.nn.heads import Head, HeadConfig
-from gnnjets.tasks.data import JetSet, align_rows
+from gnnjets.data import JetSet, align_rows
 from gnnjets.tasks.metrics import classification_metrics, rejection_at_efficiency, response_summary, response_table
 from gnnjets.tasks.tasks import get_task
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from gnnjets.base.config import ConfigError
-from gnnjets.graphs import ReplicaGroupError
+from gnnjets.data import ReplicaGroupError
 from gnnjets.io.errors import JetFileNotFoundError
 from gnnjets.train.pretrain import TrainingError, pretrain
 

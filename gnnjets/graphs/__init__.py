@@ -1,10 +1,10 @@
-"""Jet replicas as PyG graphs: layout, graph building, datasets and the batch loader.
+"""Jet replicas as PyG graphs: the layout of a graph and how a chunk of jets becomes graphs.
 
->>> from gnnjets.graphs import JetReplicaDataset, make_loader       # doctest: +SKIP
->>> from gnnjets.augment import default_augmentations
->>> dataset = JetReplicaDataset("data/qg.root", transform=default_augmentations(), seed=1)
->>> for batch in make_loader(dataset, batch_size=256, num_workers=2):
-...     batch.view_a, batch.view_b                                   # PyG Batches of JetGraph
+>>> from gnnjets.graphs import build_graphs                         # doctest: +SKIP
+>>> graphs = build_graphs(chunk, config)      # GraphChunk: every record of an awkward chunk, flat
+>>> batch = gather_batch([(graphs, rows)])    # a PyG Batch of the graphs ``rows``
+
+Datasets and the loader that feed training are in :mod:`gnnjets.data`.
 
 Layout of a graph (node feature columns, edge attributes, per-graph attributes):
 :mod:`gnnjets.graphs.features`; configuration (node budget, neighbours per layer, scaling):
@@ -23,14 +23,9 @@ from gnnjets.graphs import features  # noqa: E402
 from gnnjets.graphs.batching import JetGraph, make_batch, refresh_batch_metadata  # noqa: E402
 from gnnjets.graphs.build import GRAPH_BRANCHES, GraphChunk, build_graphs, gather_batch, top_k_per_group  # noqa: E402
 from gnnjets.graphs.config import GraphConfig, GraphConfigError, load_graph_config  # noqa: E402
-from gnnjets.graphs.datasets import (  # noqa: E402
-    JetDataset, JetLoader, JetReplicaDataset, ReplicaBatch, ReplicaGroupError, SkippedJetsWarning, collate_jets,
-    collate_replicas, make_loader)
 from gnnjets.graphs.features import FeatureScaling  # noqa: E402
 
 __all__ = [
     "features", "JetGraph", "GraphChunk", "GraphConfig", "GraphConfigError", "FeatureScaling", "GRAPH_BRANCHES",
     "build_graphs", "gather_batch", "make_batch", "refresh_batch_metadata", "top_k_per_group", "load_graph_config",
-    "JetReplicaDataset", "JetDataset", "ReplicaBatch", "ReplicaGroupError", "SkippedJetsWarning", "JetLoader",
-    "make_loader", "collate_replicas", "collate_jets",
 ]

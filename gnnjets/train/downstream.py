@@ -52,7 +52,7 @@ from gnnjets.nn.config import ModelConfig
 from gnnjets.nn.heads import BackboneWithHead, Head, HeadConfig
 from gnnjets.tasks import plots
 from gnnjets.tasks.config import DownstreamConfig, HeadOptim, SupervisedOptim, config_from_dict
-from gnnjets.tasks.data import JetSet, align_rows, files_signature
+from gnnjets.data import JetSet, align_rows, files_signature
 from gnnjets.tasks.tasks import Task, get_task
 from gnnjets.train.pretrain import lr_factor
 

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from gnnjets.augment import augmentations_from_config
 from gnnjets.checkpoint import CheckpointError, config_differences, load_checkpoint, save_checkpoint
 from gnnjets.config import PretrainConfig, config_from_dict
-from gnnjets.graphs import JetDataset, JetReplicaDataset, make_loader
+from gnnjets.data import JetDataset, JetReplicaDataset, make_loader
 from gnnjets.losses import NTXentLoss, VICRegLoss
 from gnnjets.losses.diagnostics import contrastive_diagnostics
 from gnnjets.nn.model import build_model

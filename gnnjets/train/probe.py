@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from gnnjets.graphs import JetDataset, make_loader
+from gnnjets.data import JetDataset, make_loader
 
 
 @torch.no_grad()

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from gnnjets.graphs import GraphChunk, GraphConfig, JetDataset, gather_batch
+from gnnjets.data.jets import JetDataset
+from gnnjets.graphs import GraphChunk, GraphConfig, gather_batch
 
 if TYPE_CHECKING:  # imported through gnnjets.graphs, which silences torch_geometric's import warnings
     from torch_geometric.data import Batch
