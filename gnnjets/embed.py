@@ -40,15 +40,17 @@ import numpy as np
 import torch
 import uproot
 
-from gnnjets import __version__
 from gnnjets.base.outputs import atomic_output
-from gnnjets.checkpoint import CheckpointError, load_checkpoint
+from gnnjets.checkpoint import load_backbone
 from gnnjets.data import JetDataset, make_loader
 from gnnjets.graphs import GraphConfig
+from gnnjets.io.provenance import check_schema_versions
 from gnnjets.io.reader import expand_paths
 from gnnjets.io.schema import PROVENANCE_KEY, SCHEMA_VERSION
-from gnnjets.nn.backbone import Backbone, graph_index
+from gnnjets.nn.backbone import graph_index
 from gnnjets.nn.config import ModelConfig
+from gnnjets.runtime import resolve_device
+from gnnjets.train.inference import run_batches
 
 #: the name of the TTree written by :func:`write_embeddings`
 EMBEDDING_TREE = "embedding"
@@ -63,40 +65,6 @@ _BASKET_ENTRIES = 50_000
 
 class EmptyJetsWarning(UserWarning):
     """Some records had no cells and no tracks (a graph without nodes); their rows of h are NaN."""
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: cuda when available, else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"'device' must be 'auto', 'cpu', 'cuda' (or 'cuda:N') or a torch.device, "
-                         f"not {device!r}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but no GPU is usable here (torch {torch.__version__}, "
-                         f"torch.cuda.is_available() is False); use device 'cpu' or 'auto'")
-    return resolved
-
-
-def file_schema_version(path: str | Path) -> int | None:
-    """The ROOT schema version recorded in a file's provenance; ``None`` if it records none (foreign files).
-
-    A file uproot cannot open also gives ``None``: the reader reports that with its own message.
-    """
-    try:
-        with uproot.open(path) as file:
-            if PROVENANCE_KEY not in file:
-                return None
-            text = str(file[PROVENANCE_KEY])
-    except Exception:  # uproot raises many types for non-ROOT content; read_jets explains it
-        return None
-    try:
-        provenance = json.loads(text)
-    except ValueError:
-        return None
-    return provenance.get("schema_version") if isinstance(provenance, dict) else None
 
 
 class Embedder:
@@ -154,32 +122,11 @@ class Embedder:
 
         Raises :class:`~gnnjets.checkpoint.CheckpointError` (a ``ValueError``) when the file is no
         gnnjets checkpoint, has another format or schema version, or lacks the graph config, the
-        model config or backbone weights that fit it.
+        model config or backbone weights that fit it (see :func:`gnnjets.checkpoint.load_backbone`).
         """
-        path = Path(path)
-        payload = load_checkpoint(path)  # weights_only=True; checks format and schema version
-        config = payload.get("config")
-        if not isinstance(config, dict):
-            raise CheckpointError(f"{path} stores no config (the graph and model settings); an Embedder needs "
-                                  f"a checkpoint written by gnnjets-pretrain or a downstream trainer")
-        for section, what in (("graph", "graph building and feature scaling"), ("model", "network sizes")):
-            if not isinstance(config.get(section), dict):
-                raise CheckpointError(f"{path} stores no config.{section} ({what}); its config has sections "
-                                      f"{', '.join(sorted(config)) or 'none'}. Re-save it with the resolved config")
-        try:
-            graph_config = GraphConfig.from_dict(config["graph"])
-        except (TypeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"{path}: config.graph is not a valid graph config for gnnjets {__version__}: "
-                                  f"{err}") from None
-        try:
-            model_config = ModelConfig.from_dict(config["model"])
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: config.model is not a valid model config for gnnjets {__version__}: "
-                                  f"{err}") from None
-        backbone = Backbone(model_config.backbone)
-        backbone.load_state_dict(_backbone_weights(path, payload.get("model"), backbone))
-        return cls(backbone, graph_config, model_config=model_config, device=device, checkpoint=path,
-                   schema_version=payload["schema_version"])
+        loaded = load_backbone(path)
+        return cls(loaded.backbone, loaded.graph_config, model_config=loaded.model_config, device=device,
+                   checkpoint=loaded.path, schema_version=loaded.schema_version)
 
     # ------------------------------------------------------------------------------ embedding
     @torch.no_grad()  # not inference_mode: its tensors cannot feed a downstream model's autograd
@@ -191,13 +138,9 @@ class Embedder:
         if not hasattr(batch, "to") or getattr(batch, "x", None) is None:
             raise TypeError(f"embed_graphs takes a PyG Batch or graph of jets (with x, edge_index, ...), "
                             f"not {type(batch).__name__}; build one with gnnjets.graphs.make_loader")
-        # PyG's .to() moves the tensors of the object itself: move a shallow copy, not the caller's batch
-        batch = copy.copy(batch).to(self.device, non_blocking=True)
-        h = self.backbone(batch).float()  # (B, D)
-        graph_of_node, num_graphs = graph_index(batch)
-        empty = torch.bincount(graph_of_node, minlength=num_graphs) == 0  # (B,)
-        h = h.masked_fill(empty[:, None], float("nan"))
-        return h.cpu()
+        # PyG's .to() moves the tensors of the object itself: run a shallow copy, not the caller's batch
+        h = run_batches(self.backbone, [(None, copy.copy(batch))], device=self.device, transform=_nan_if_empty)
+        return torch.from_numpy(h)
 
     def embed_file(self, path, *, mapping=None, tree: str | None = None, batch_size: int = 512,
                    replica: int | None = None, num_workers: int = 0) -> tuple[np.ndarray, dict]:
@@ -220,12 +163,18 @@ class Embedder:
         loader = make_loader(dataset, batch_size=batch_size, num_workers=num_workers,
                              pin_memory=self.device.type == "cuda")
         names = tuple(ID_DTYPES) + (("file_index",) if len(files) > 1 else ())
-        rows, columns = [], {name: [] for name in names}
-        for batch in loader:
-            for name in names:
-                columns[name].append(getattr(batch, name).view(-1).numpy())
-            rows.append(self.embed_graphs(batch).numpy())
-        h = np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
+        columns = {name: [] for name in names}
+
+        def batches():
+            for batch in loader:
+                for name in names:
+                    columns[name].append(getattr(batch, name).view(-1).numpy())
+                yield None, batch
+
+        try:
+            h = run_batches(self.backbone, batches(), device=self.device, transform=_nan_if_empty)
+        except ValueError:  # no batch: no entries selected
+            h = np.zeros((0, self.dim), np.float32)
         ids = {name: (np.concatenate(parts) if parts else np.zeros(0)).astype(ID_DTYPES.get(name, np.int32))
                for name, parts in columns.items()}
         empty = int(np.isnan(h[:, 0]).sum()) if len(h) else 0
@@ -236,47 +185,16 @@ class Embedder:
         return h, ids
 
     def check_schema(self, paths) -> None:
-        """Raise :class:`~gnnjets.checkpoint.CheckpointError` if a file's schema version is not the checkpoint's."""
+        """Raise :class:`~gnnjets.io.errors.SchemaVersionError` if a file's schema version is not the checkpoint's."""
         source = f"checkpoint {self.checkpoint}" if self.checkpoint is not None else "this embedder"
         check_schema_versions(paths, self.schema_version, source)
 
 
-def check_schema_versions(paths, schema_version: int, source: str) -> None:
-    """Raise :class:`~gnnjets.checkpoint.CheckpointError` if a file's ROOT schema version (from its
-    provenance; files without one are not checked) differs from ``schema_version``, that of ``source``."""
-    for file in expand_paths(paths):
-        version = file_schema_version(file)
-        if version is not None and version != schema_version:
-            raise CheckpointError(
-                f"{file} was written with ROOT schema version {version}, but {source} was trained on schema "
-                f"version {schema_version}: its branches may not mean what the backbone learned. Use a "
-                f"checkpoint trained on schema-{version} files, or regenerate the file with "
-                f"detector-sim of gnnjets {__version__} (schema {SCHEMA_VERSION})")
-
-
-def _backbone_weights(path: Path, state, backbone: Backbone) -> dict:
-    """The ``backbone.*`` tensors of a checkpoint's state dict, prefix removed, checked against ``backbone``."""
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} stores no model weights ('model' must be a state dict, not "
-                              f"{type(state).__name__})")
-    prefix = "backbone."
-    weights = {key[len(prefix):]: value for key, value in state.items()
-               if isinstance(key, str) and key.startswith(prefix)}
-    if not weights:
-        shown = ", ".join(sorted({str(key).split(".")[0] for key in state})) or "none"
-        raise CheckpointError(f"{path} holds no backbone weights (keys 'backbone.*'); its weights belong to: {shown}")
-    expected = backbone.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong_shape = sorted(key for key in set(expected) & set(weights)
-                         if not isinstance(weights[key], torch.Tensor) or weights[key].shape != expected[key].shape)
-    if missing or unexpected or wrong_shape:
-        problems = [f"{what}: {', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}"
-                    for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
-                    if keys]
-        raise CheckpointError(f"{path}: the backbone weights do not fit config.model.backbone ("
-                              + "; ".join(problems) + "); the checkpoint's config and weights disagree")
-    return weights
+def _nan_if_empty(h: torch.Tensor, batch) -> torch.Tensor:
+    """h (B, D) with the rows of graphs without nodes set to NaN (the backbone gives them zeros)."""
+    graph_of_node, num_graphs = graph_index(batch)
+    empty = torch.bincount(graph_of_node, minlength=num_graphs) == 0  # (B,)
+    return h.float().masked_fill(empty[:, None], float("nan"))
 
 
 # ---------------------------------------------------------------------------------- output files

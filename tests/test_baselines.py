@@ -14,8 +14,9 @@ import pytest
 from conftest import write_synthetic_jets
 from gnnjets.io import read_all
 from gnnjets.io.errors import EmptySelectionError
-from gnnjets.tasks.baselines import (EFP_PRESETS, LayerCalibration, cell_constituents, compute_efps, efp_features,
-                                     efp_set, efp_settings, em_scale_energy, layer_energies)
+from gnnjets.tasks.baselines.calibration import LayerCalibration, em_scale_energy, layer_energies
+from gnnjets.tasks.baselines.efp import (EFP_PRESETS, cell_constituents, compute_efps, efp_features, efp_set,
+                                         efp_settings)
 
 energyflow = pytest.importorskip("energyflow")
 

@@ -113,19 +113,20 @@ def test_supervised_training_resumes_exactly(tmp_path):
     y_train, y_val = task.target(train.attrs), task.target(val.attrs)
     source = downstream.BackboneSource({}, config_from_dict({"data": {"train": ["x"]}, "task": "qg",
                                                              "model": SMALL_MODEL, "baselines": ["scratch"]}).model)
+    from gnnjets.train.supervised import train_supervised
     optim = config_from_dict({"data": {"train": ["x"], "test_fraction": 0.2}, "baselines": ["scratch"],
                               "supervised": {"batch_size": 16, "epochs": 3, "min_steps": 0, "warmup_steps": 1}}).supervised
 
     def model():
         from gnnjets.nn.heads import BackboneWithHead, Head, HeadConfig
 
-        backbone = downstream.make_backbone(source, pretrained=False, seed=0)
+        backbone = source.make(pretrained=False, seed=0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return BackboneWithHead(backbone, Head(16, HeadConfig()))
 
     def train_run(path, **kwargs):
-        return downstream.train_supervised(model(), train, y_train, val, y_val, task=task, optim=optim,
+        return train_supervised(model(), train, y_train, val, y_val, task=task, optim=optim,
                                            backbone_lr_factor=1.0, device=torch.device("cpu"), seed=0,
                                            checkpoint=path, run_key={"method": "scratch"}, **kwargs)
 
@@ -137,13 +138,13 @@ def test_supervised_training_resumes_exactly(tmp_path):
         assert torch.equal(value, resumed.state_dict()[key]), key
     assert resumed_info["val_loss"] == info["val_loss"] and len(resumed_info["history"]) == 3
     with pytest.raises(DownstreamError, match="belongs to another run"):
-        downstream.train_supervised(model(), train, y_train, val, y_val, task=task, optim=optim, backbone_lr_factor=1.0,
+        train_supervised(model(), train, y_train, val, y_val, task=task, optim=optim, backbone_lr_factor=1.0,
                                     device=torch.device("cpu"), seed=0, checkpoint=tmp_path / "killed.pt",
                                     run_key={"method": "finetuned"}, resume=True)
 
 
 def test_config_errors_name_the_field_and_the_fix(tmp_path, tiny_checkpoint):
-    from detector_sim.config import ConfigError
+    from gnnjets.base.config import ConfigError
 
     with pytest.raises(ConfigError, match="baseline 'em' does not apply to task qg"):
         make_config(tmp_path, tiny_checkpoint, baselines=["em"])
@@ -199,9 +200,9 @@ def test_finetuning_moves_the_backbone_and_label_count_0_means_all(tmp_path, tin
 
 
 def test_files_of_another_schema_version_are_refused(tmp_path, tiny_checkpoint, monkeypatch):
-    import gnnjets.embed
+    import gnnjets.io.provenance
 
-    monkeypatch.setattr(gnnjets.embed, "file_schema_version", lambda path: 99)
+    monkeypatch.setattr(gnnjets.io.provenance, "file_schema_version", lambda path: 99)
     with pytest.raises(DownstreamError, match="written with ROOT schema version 99, but backbone checkpoint"):
         run_downstream(make_config(tmp_path, tiny_checkpoint))
 

@@ -19,8 +19,10 @@ from gnnjets.checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, load_che
 from gnnjets.cli import embed as embed_cli
 from gnnjets.config import config_from_dict
 from gnnjets.embed import (
-    EMBEDDING_TREE, EmptyJetsWarning, Embedder, file_schema_version, output_format, read_embeddings, write_embeddings,
+    EMBEDDING_TREE, EmptyJetsWarning, Embedder, output_format, read_embeddings, write_embeddings,
 )
+from gnnjets.io.errors import SchemaVersionError
+from gnnjets.io.provenance import file_schema_version
 from gnnjets.data import JetDataset, make_loader
 from gnnjets.io.errors import JetFileNotFoundError, MissingTreeError
 from gnnjets.nn import build_model
@@ -304,7 +306,7 @@ def test_file_of_another_schema_version_than_the_checkpoint_is_refused(tmp_path,
     path = make_checkpoint(tmp_path / "v2.pt")
     embedder = Embedder.from_checkpoint(path, device="cpu")
     assert embedder.schema_version == 2 and file_schema_version(sim_qg_file) == 1
-    with pytest.raises(CheckpointError, match=rf"{sim_qg_file} was written with ROOT schema version 1, but "
+    with pytest.raises(SchemaVersionError, match=rf"{sim_qg_file} was written with ROOT schema version 1, but "
                                               rf"checkpoint {path} was trained on schema version 2.*regenerate"):
         embedder.embed_file(sim_qg_file)
     assert embed_cli.main([str(path), str(sim_qg_file), "--out", str(tmp_path / "e.root"), "--device", "cpu"]) == 2

@@ -107,7 +107,7 @@ def test_heads_standardise_inputs_and_rescale_outputs():
 
 
 def test_fit_head_learns_a_separable_and_a_linear_problem():
-    from gnnjets.train.downstream import fit_head, head_outputs
+    from gnnjets.train.heads import fit_head, head_outputs
     from gnnjets.tasks.config import HeadOptim
 
     rng = np.random.default_rng(3)

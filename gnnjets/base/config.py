@@ -19,10 +19,11 @@ from pathlib import Path
 import yaml
 
 from gnnjets.base.checks import is_int, is_number
+from gnnjets.base.errors import GnnjetsError
 from gnnjets.base.hints import close_matches
 
 
-class ConfigError(ValueError):
+class ConfigError(GnnjetsError, ValueError):
     """A config file or value that cannot be used; the message names the field and the fix."""
 
 

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gnnjets.base.errors import GnnjetsError
 
-class OutputPathError(ValueError):
+
+class OutputPathError(GnnjetsError, ValueError):
     """The output path cannot be written; the message says why and what to do."""
 
 

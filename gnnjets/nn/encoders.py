@@ -19,9 +19,8 @@ from torch.nn import functional as F
 
 from gnnjets.graphs.features import (
     CHARGE, D0, DELTA_ETA, DELTA_PHI, EDGE_DELTA_ETA, EDGE_DELTA_PHI, EDGE_DELTA_R, EDGE_TYPE, EDGE_TYPE_NAMES,
-    LOG_ENERGY, NODE_TYPE_OFFSET, NUM_EDGE_FEATURES, SIGNIFICANCE, TRACK, Z0,
+    LOG_ENERGY, N_CALO_LAYERS, NODE_TYPE_OFFSET, NUM_EDGE_FEATURES, SIGNIFICANCE, TRACK, Z0,
 )
-from gnnjets.io.schema import N_CALO_LAYERS
 from gnnjets.nn.mlp import mlp
 
 #: columns of ``x`` read by the cell encoder: log E, delta eta, delta phi, layer one-hot (6), E/sigma

@@ -92,7 +92,7 @@ class DownstreamConfig:
     supervised: SupervisedOptim = field(default_factory=SupervisedOptim)
     baselines: list[str] = field(default_factory=list)
     energy: EnergySection = field(default_factory=EnergySection)
-    efp: dict = field(default_factory=dict)  # overrides of gnnjets.tasks.baselines.EFP_PRESETS[task]
+    efp: dict = field(default_factory=dict)  # overrides of gnnjets.tasks.baselines.efp.EFP_PRESETS[task]
     model: dict = field(default_factory=dict)  # ModelConfig for scratch without a checkpoint ({} = CPU defaults)
     graph: dict = field(default_factory=dict)  # GraphConfig without a checkpoint (with one, the checkpoint's is used)
     run: RunSection = field(default_factory=RunSection)
@@ -164,7 +164,7 @@ def validate(config: DownstreamConfig) -> DownstreamConfig:
         except (ValueError, TypeError) as err:
             raise ConfigError(f"model: {err}") from None
     if config.efp:
-        from gnnjets.tasks.baselines import efp_settings
+        from gnnjets.tasks.baselines.efp import efp_settings
 
         try:
             efp_settings(config.task, config.efp)

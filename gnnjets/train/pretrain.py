@@ -22,7 +22,6 @@ Distributed: under ``torchrun --nproc_per_node=N`` each process trains on its sh
 from __future__ import annotations
 
 import csv
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -41,17 +40,15 @@ from gnnjets.data import JetDataset, JetReplicaDataset, make_loader
 from gnnjets.losses import NTXentLoss, VICRegLoss
 from gnnjets.losses.diagnostics import contrastive_diagnostics
 from gnnjets.nn.model import build_model
+from gnnjets.train.errors import TrainingError
 from gnnjets.train.probe import embed_dataset, linear_probe_auc
+from gnnjets.train.schedule import lr_factor
 
 #: config sections that must match for ``--resume`` (max_steps, logging and workers may change)
 _RESUME_KEYS = ("graph", "model", "loss", "augment")
 _RESUME_OPTIM_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "min_lr_factor", "grad_clip")
 METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "jets_per_s", "alignment", "uniformity", "pos_cosine", "neg_cosine",
                   "effective_rank_h", "effective_rank_z", "probe_auc")
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (bad data, non-finite loss, incompatible resume); the message says why."""
 
 
 @dataclass
@@ -83,14 +80,6 @@ def make_loss(config: PretrainConfig) -> nn.Module:
         return NTXentLoss(temperature=loss.temperature, positive_in_denominator=loss.positive_in_denominator)
     return VICRegLoss(invariance_weight=loss.invariance_weight, variance_weight=loss.variance_weight,
                       covariance_weight=loss.covariance_weight)
-
-
-def lr_factor(step: int, warmup_steps: int, max_steps: int, min_factor: float) -> float:
-    """Linear warm-up to 1, then cosine decay to ``min_factor`` at ``max_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min((step - warmup_steps) / max(max_steps - warmup_steps, 1), 1.0)
-    return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _distributed() -> tuple[int, int, int]:

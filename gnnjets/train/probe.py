@@ -1,4 +1,4 @@
-"""Linear probe: logistic regression on frozen embeddings, scored by AUC (seed 001 Fig. 4).
+"""Linear probe: logistic regression on frozen embeddings, scored by AUC (the linear classifier test of JetCLR, arXiv:2108.04253).
 
 The probe embeds labelled jets with the backbone in eval mode, fits a standardised logistic
 regression on one half and reports the ROC AUC on the other half. It measures how linearly
@@ -15,28 +15,28 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gnnjets.data import JetDataset, make_loader
+from gnnjets.train.inference import run_batches
 
 
-@torch.no_grad()
 def embed_dataset(backbone: torch.nn.Module, dataset: JetDataset, *, batch_size: int = 512, max_jets: int | None = None,
                   device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(h, label) of the jets of ``dataset`` in file order: h (n, D) float32, label (n,)."""
-    was_training = backbone.training
-    backbone.eval()
-    embeddings, labels, seen = [], [], 0
-    try:
+    """(h, label) of the first ``max_jets`` jets of ``dataset`` in file order: h (n, D) float32, label (n,)."""
+    labels = []
+
+    def batches():
+        seen = 0
         for batch in make_loader(dataset, batch_size=batch_size, num_workers=0):
-            batch = batch.to(device)
-            embeddings.append(backbone(batch).float().cpu().numpy())
-            labels.append(batch.label.view(-1).cpu().numpy())
+            labels.append(batch.label.view(-1).numpy())
+            yield None, batch
             seen += batch.num_graphs
             if max_jets is not None and seen >= max_jets:
-                break
-    finally:
-        backbone.train(was_training)
-    if not embeddings:
+                return
+
+    try:
+        h = run_batches(backbone, batches(), device=device)
+    except ValueError:  # no jets
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0)
-    h, label = np.concatenate(embeddings), np.concatenate(labels)
+    label = np.concatenate(labels)
     return (h[:max_jets], label[:max_jets]) if max_jets is not None else (h, label)
 
 
