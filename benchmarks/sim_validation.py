@@ -4,7 +4,7 @@ Single e-, gamma, pi+-, mu at 5-500 GeV and eta = 0.3 go through the full chain 
 noise, topoclustering); the reconstructed energy is the sum of the positive-energy topoclusters
 within dR < 0.4 of the particle. Per energy: response <E_reco/E> and resolution sigma/E (from the
 interquartile range, robust to the tails), then a fit sigma/E = a/sqrt(E) (+) b/E (+) c.
-Targets (DESIGN §5): EM sigma/E within 20% of 10%/sqrt(E) (+) 0.7%; pion response between 0.6
+Targets (docs/simulation.md): EM sigma/E within 20% of 10%/sqrt(E) (+) 0.7%; pion response between 0.6
 and 0.85 and resolution near 50%/sqrt(E) (+) 3%. For q/g jets from Pythia: median and
 resolution of E_reco/E_truth in bins of E_truth.
 

@@ -6,7 +6,7 @@ One Pythia instance generates one *shard* of events (``generate_shard``); its se
 (config, base seed, shard) only, whatever the worker that makes them. Event ids are
 ``shard * config.sharding.events_per_shard + i``.
 
-Processes (DESIGN §4), 14 TeV by default:
+Processes, 14 TeV by default:
 
 - ``qg``: Z(->nu nu) + jet (``qqbar -> Z g``, ``q g -> Z q``, pure Z). Label = flavour of the
   hard outgoing parton (status -23, not the Z) matched within ``jets.match_dr`` of the jet axis:
@@ -63,7 +63,7 @@ _Z_BOSON = 23
 _W_BOSON = 24
 _TOP = 6
 
-#: Pythia settings that define each process (DESIGN §4)
+#: Pythia settings that define each process
 PROCESS_SETTINGS: dict[str, tuple[str, ...]] = {
     "qg": (
         "WeakBosonAndParton:qqbar2gmZg = on",

@@ -26,7 +26,7 @@ Perigee = the point of the helix closest to the beam line (z axis) in the transv
 Physics and the origin of every number
 --------------------------------------
 Acceptance:
-  charge != 0, pT > 1 GeV, |eta| < 2.5 (the silicon coverage of ATLAS / CMS; DESIGN.md §5),
+  charge != 0, pT > 1 GeV, |eta| < 2.5 (the silicon coverage of ATLAS / CMS),
   production vertex radius sqrt(vx^2 + vy^2) < 300 mm: a standard ATLAS track needs >= 7
   silicon hits; a particle made inside r = 300 mm still crosses the four strip (SCT) barrel
   double layers at r ~ 300-514 mm (8 hits). Decays further out leave no track. No cut on vz.

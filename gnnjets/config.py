@@ -31,9 +31,9 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    kind: str = "ntxent"  # "ntxent" (seed 004) or "vicreg" (seed 002)
-    temperature: float = 0.1  # NT-Xent tau; 0.1 is seed 001/004's choice
-    positive_in_denominator: bool = True  # SimCLR / seed 004 form; False = decoupled (DCL)
+    kind: str = "ntxent"  # "ntxent" (SimCLR, arXiv:2002.05709) or "vicreg" (arXiv:2105.04906)
+    temperature: float = 0.1  # NT-Xent tau; 0.1 is the choice of JetCLR (arXiv:2108.04253) and of replica SSL (arXiv:2503.11632)
+    positive_in_denominator: bool = True  # SimCLR (arXiv:2002.05709) / replica-SSL form; False = decoupled (DCL)
     invariance_weight: float = 25.0  # VICReg paper defaults 25/25/1
     variance_weight: float = 25.0
     covariance_weight: float = 1.0
@@ -41,7 +41,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    batch_size: int = 256  # jets per step (x replicas graphs); seed 004 used 300 pairs
+    batch_size: int = 256  # jets per step (x replicas graphs); replica SSL (arXiv:2503.11632) used 300 pairs
     lr: float = 1e-3  # AdamW peak learning rate
     weight_decay: float = 1e-4
     warmup_steps: int = 100  # linear warm-up, then cosine decay to min_lr_factor * lr

@@ -1,4 +1,4 @@
-"""Physics augmentations of jet graphs (seed 001 §2), one transform per file, composable and seeded.
+"""Physics augmentations of jet graphs (JetCLR, arXiv:2108.04253, Sec. 2), one transform per file, composable and seeded.
 
 >>> recipe = default_augmentations()
 >>> recipe                                             # doctest: +NORMALIZE_WHITESPACE

@@ -1,4 +1,4 @@
-"""Collinear splitting: a node's energy shared between two nodes at the same place (seed 001 §2, eq. 10)."""
+"""Collinear splitting: a node's energy shared between two nodes at the same place (JetCLR, arXiv:2108.04253, Sec. 2, eq. 10)."""
 
 from __future__ import annotations
 

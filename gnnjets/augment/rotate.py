@@ -1,4 +1,4 @@
-"""Rotation of a jet in the (eta, phi) plane about its energy-weighted axis (seed 001 §2)."""
+"""Rotation of a jet in the (eta, phi) plane about its energy-weighted axis (JetCLR, arXiv:2108.04253, Sec. 2)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def rotate_jet(data, angle: Tensor, scaling: FeatureScaling | None = None, updat
     ``pos`` turns about the energy-weighted axis; the angle columns of ``x`` and ``edge_attr``
     follow, energies and everything else stay. Pairwise distances are kept exactly (up to
     rounding); the jet mass is not (rotations in (eta, phi) are not Lorentz transformations),
-    a negligible change for jets with R <~ 1 (seed 001 §2).
+    a negligible change for jets with R <~ 1 (JetCLR, arXiv:2108.04253, Sec. 2).
     """
     graph, num_graphs = graph_ids(data)
     axis = energy_weighted_axis(data.pos, data.energy, graph, num_graphs)[graph]  # (N, 2)
@@ -54,7 +54,7 @@ class RotateJet(JetTransform):
 
     Args:
         max_angle: upper end of the angle range [rad]; the default 2 pi samples all orientations,
-            as JetCLR does (seed 001 §2).
+            as JetCLR does (JetCLR, arXiv:2108.04253, Sec. 2).
         generator, scaling: see :class:`~gnnjets.augment.base.JetTransform`.
     """
 

@@ -1,4 +1,4 @@
-"""Soft smearing: positions of soft nodes resampled around themselves (seed 001 §2, eq. 9)."""
+"""Soft smearing: positions of soft nodes resampled around themselves (JetCLR, arXiv:2108.04253, Sec. 2, eq. 9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Translation of a jet in the (eta, phi) plane (seed 001 §2)."""
+"""Translation of a jet in the (eta, phi) plane (JetCLR, arXiv:2108.04253, Sec. 2)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class TranslateJet(JetTransform):
     """Shift each jet by d_eta, d_phi drawn independently and uniformly in [-max_shift, max_shift].
 
     Choice of scale: an absolute range in radians, the same for every jet, with the default 1.0 of
-    JetCLR (seed 001 §2: "shifts in each direction limited to -1...1 ... performs better than
+    JetCLR (JetCLR, arXiv:2108.04253, Sec. 2: "shifts in each direction limited to -1...1 ... performs better than
     restricting to smaller shifts"). It is larger than the jets (R = 0.4 / 0.8), so the
     (delta_eta, delta_phi) columns no longer tell where the axis is and the representation must
     depend on distances between nodes only. Smaller values suit fine-tuning on absolute positions.

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gnnjets.base.config import ConfigError
-from gnnjets.io.errors import JetFileNotFoundError
+from gnnjets.base.cli import add_common_arguments, run_command
 
-EXIT_USAGE = 2
+PROG = "gnnjets-downstream"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gnnjets-downstream", description=__doc__.split("\n\n")[0],
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--task", required=True, choices=("qg", "energy", "top"))
@@ -41,12 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config field, e.g. --set supervised.epochs=5 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue end-to-end trainings from their checkpoints")
-    args = parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: the CPUs this process may use)")
+    add_common_arguments(parser)
+    return parser
 
+
+def _downstream(args) -> int:
     from pathlib import Path
 
     from gnnjets.tasks.config import RunSection, load_config
-    from gnnjets.train.downstream import DownstreamError, results_table, run_downstream
+    from gnnjets.train.downstream import results_table, run_downstream
 
     config_path = args.config
     if config_path is None and Path(f"configs/downstream/{args.task}.yaml").exists():
@@ -61,18 +65,23 @@ def main(argv: list[str] | None = None) -> int:
             base[key] = value
     if args.finetune:
         base["backbone.finetune"] = True
-    try:
-        config = load_config(config_path, args.overrides, base=base)
-        if config.run.out_dir == RunSection.out_dir:  # not set anywhere: one folder per task
-            config.run.out_dir = f"{RunSection.out_dir}/{args.task}"
-        summary = run_downstream(config, resume=args.resume)
-    except (ConfigError, DownstreamError, FileNotFoundError, JetFileNotFoundError, ValueError) as err:
-        print(f"gnnjets-downstream: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    if args.threads is not None:
+        base["run.threads"] = args.threads
+    if args.quiet:
+        base["run.progress"] = False
+    config = load_config(config_path, args.overrides, base=base)
+    if config.run.out_dir == RunSection.out_dir:  # not set anywhere: one folder per task
+        config.run.out_dir = f"{RunSection.out_dir}/{args.task}"
+    summary = run_downstream(config, resume=args.resume)
     print(results_table(summary))
     for name, path in summary["files"].items():
         print(f"{name}: {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # ValueError: the library's argument checks (bad values reach it through --set)
+    return run_command(PROG, _downstream, _parser().parse_args(argv), errors=(ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":

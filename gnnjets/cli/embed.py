@@ -30,11 +30,13 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_USAGE = 2
+from gnnjets.base.cli import add_common_arguments, run_command
+
+PROG = "gnnjets-embed"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gnnjets-embed", description=__doc__.split("\n\n")[0],
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                      epilog="See the module docstring (python -m pydoc gnnjets.cli.embed) for "
                                             "reading the output as a friend tree.")
     parser.add_argument("checkpoint", help="a gnnjets checkpoint (e.g. runs/qg20k/last.pt)")
@@ -50,44 +52,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replica", type=int, default=None, metavar="K",
                         help="embed only replica K of each jet (the output is then no friend tree)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader processes building graphs (default 0)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: the CPUs this process may use, less the workers)")
+    add_common_arguments(parser)
+    return parser
+
+
+def _embed(args) -> int:
     from gnnjets import __version__
     from gnnjets.base.outputs import check_output_path
     from gnnjets.embed import Embedder, output_format, write_embeddings
     from gnnjets.io.mapping import load_mapping
+    from gnnjets.runtime import configure_threads
 
     out = Path(args.out)
-    try:
-        format = output_format(out, args.format)
-        check_output_path(out, suffixes=None)  # any name: --format decides
-        per_event = args.mapping is not None and load_mapping(args.mapping).layout == "events"
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ValueError(f"--threads must be at least 1, not {args.threads}")
-            import torch
-
-            torch.set_num_threads(args.threads)
-        embedder = Embedder.from_checkpoint(args.checkpoint, device=args.device)
-        start = time.perf_counter()
-        h, ids = embedder.embed_file(args.inputs, mapping=args.mapping, tree=args.tree, batch_size=args.batch_size,
-                                     replica=args.replica, num_workers=args.workers)
-        seconds = time.perf_counter() - start
-        provenance = {"format": "gnnjets-embedding", "gnnjets_version": __version__, "checkpoint": args.checkpoint,
-                      "schema_version": embedder.schema_version, "inputs": args.inputs, "tree": args.tree,
-                      "mapping": args.mapping, "replica": args.replica, "dim": embedder.dim,
-                      "graph": embedder.graph_config.to_dict()}
-        write_embeddings(out, h, ids, format=format, provenance=provenance)
-    except (ValueError, OSError) as err:  # CheckpointError, reader errors (missing file/tree/branch), output
-        print(f"gnnjets-embed: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    format = output_format(out, args.format)
+    check_output_path(out, suffixes=None)  # any name: --format decides
+    per_event = args.mapping is not None and load_mapping(args.mapping).layout == "events"
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, not {args.threads}")
+    configure_threads(args.threads, workers=args.workers)
+    embedder = Embedder.from_checkpoint(args.checkpoint, device=args.device)
+    start = time.perf_counter()
+    h, ids = embedder.embed_file(args.inputs, mapping=args.mapping, tree=args.tree, batch_size=args.batch_size,
+                                 replica=args.replica, num_workers=args.workers)
+    seconds = time.perf_counter() - start
+    provenance = {"format": "gnnjets-embedding", "gnnjets_version": __version__, "checkpoint": args.checkpoint,
+                  "schema_version": embedder.schema_version, "inputs": args.inputs, "tree": args.tree,
+                  "mapping": args.mapping, "replica": args.replica, "dim": embedder.dim,
+                  "graph": embedder.graph_config.to_dict()}
+    write_embeddings(out, h, ids, format=format, provenance=provenance)
     if format == "root" and (args.replica is not None or per_event):
         print("gnnjets-embed: note: rows are jets, not input entries: match them by 'entry' rather than as a friend",
               file=sys.stderr)
     print(f"embedded {len(h)} jets (D = {embedder.dim}) in {seconds:.1f} s ({len(h) / max(seconds, 1e-9):.0f} jets/s, "
           f"{embedder.device}) -> {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # ValueError: the library's argument checks; OSError: an output that cannot be written
+    return run_command(PROG, _embed, _parser().parse_args(argv), errors=(ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -10,29 +10,36 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gnnjets.base.config import ConfigError
-from gnnjets.data import ReplicaGroupError
-from gnnjets.io.errors import JetFileNotFoundError
-from gnnjets.train.pretrain import TrainingError, pretrain
+from gnnjets.base.cli import add_common_arguments, run_command
 
-EXIT_USAGE = 2
+PROG = "gnnjets-pretrain"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gnnjets-pretrain", description=__doc__.split("\n\n")[0])
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--config", default="configs/pretrain/default.yaml", help="pretraining config YAML")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config field, e.g. --set optim.max_steps=500 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue from <train.out_dir>/last.pt")
-    args = parser.parse_args(argv)
-    from gnnjets.config import load_config
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: the CPUs this process may use, less the data workers)")
+    add_common_arguments(parser)
+    return parser
 
-    try:
-        config = load_config(args.config, args.overrides)
-        result = pretrain(config, resume=args.resume)
-    except (ConfigError, TrainingError, ReplicaGroupError, FileNotFoundError, JetFileNotFoundError, ValueError) as err:
-        print(f"gnnjets-pretrain: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+
+def _pretrain(args) -> int:
+    from gnnjets.config import load_config
+    from gnnjets.train.pretrain import pretrain
+
+    overrides = list(args.overrides)
+    if args.threads is not None:
+        overrides.append(f"train.threads={args.threads}")
+    if args.quiet:
+        overrides.append("train.progress=false")
+    config = load_config(args.config, overrides)
+    result = pretrain(config, resume=args.resume)
     diagnostics = result.diagnostics
     print(f"step {result.step}: loss {result.loss:.4f}, positive cosine {diagnostics.get('pos_cosine', float('nan')):.3f}, "
           f"negative cosine {diagnostics.get('neg_cosine', float('nan')):.3f}, effective rank of h "
@@ -40,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
           + (f", linear-probe AUC {result.probe_auc:.3f}" if result.probe_auc is not None else ""))
     print(f"checkpoint: {result.checkpoint}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # ValueError: the library's argument checks (bad values reach it through --set)
+    return run_command(PROG, _pretrain, _parser().parse_args(argv), errors=(ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":

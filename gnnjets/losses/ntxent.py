@@ -91,7 +91,7 @@ class NTXentLoss(nn.Module):
 
     * ``positive_in_denominator=True`` (default): :math:`\mathcal D(a) = \{i \ne a\}`, all
       M - 1 other embeddings. For R = 2 this is exactly the NT-Xent of SimCLR and of the
-      detector-replica talk (seed 004: :math:`\sum_{i \ne a}^{2N}`), and the loss of the JetCLR
+      detector-replica talk (replica SSL, arXiv:2503.11632: :math:`\sum_{i \ne a}^{2N}`), and the loss of the JetCLR
       code; for R > 2 it is SupCon's :math:`\mathcal L_{out}` with the jet as the label.
     * ``positive_in_denominator=False``: :math:`\mathcal D(a) = \{i \notin P(a) \cup \{a\}\}`,
       the negatives only: the decoupled contrastive loss (DCL, Yeh et al. 2022,
@@ -109,8 +109,8 @@ class NTXentLoss(nn.Module):
 
     Args:
         temperature: :math:`\tau > 0`; 0.1 is a common SimCLR choice for batches of a few
-            hundred pairs (seed 004 uses N = 300 pairs but states no value). Default 0.1.
-        positive_in_denominator: keep the positives' terms in the denominator (SimCLR / seed 004)
+            hundred pairs (replica SSL, arXiv:2503.11632, uses N = 300 pairs but states no value). Default 0.1.
+        positive_in_denominator: keep the positives' terms in the denominator (SimCLR, arXiv:2002.05709; replica SSL)
             or drop them (decoupled). Default True.
         reduction: ``"mean"`` over the M anchors, ``"sum"``, or ``"none"`` for the ``(N, R)``
             per-anchor losses. Default ``"mean"``.

@@ -1,5 +1,5 @@
 """Neural networks on jet graphs: input encoders, message-passing blocks, poolings, backbone,
-projection head and the contrastive model (DESIGN §9).
+projection head and the contrastive model (docs/design.md).
 
     from gnnjets.nn import ModelConfig, build_model
     model = build_model(ModelConfig.preset("cpu"), seed=0)

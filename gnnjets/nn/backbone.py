@@ -1,4 +1,4 @@
-"""The graph encoder ("backbone"): a batch of jet graphs -> one embedding h per jet (DESIGN §9, seed 004).
+"""The graph encoder ("backbone"): a batch of jet graphs -> one embedding h per jet (replica SSL, arXiv:2503.11632).
 
 Input: a PyG ``Batch`` (or a single graph) in the layout of :mod:`gnnjets.graphs.features`: ``x``
 (N, F), ``node_type`` (N,), ``energy`` (N,) [GeV], ``edge_index`` (2, E), ``edge_attr`` (E, 4),

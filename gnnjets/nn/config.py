@@ -66,7 +66,7 @@ class BackboneConfig:
     with ``pooling="energy"``, make ``h`` exactly independent of nodes of zero (or negative) energy.
     """
 
-    kind: str = "edgeconv"  # EdgeConv: the COCOA-style backbone of seed 004, and ~2x faster on CPU than
+    kind: str = "edgeconv"  # EdgeConv: the COCOA-style backbone of replica SSL (arXiv:2503.11632), and ~2x faster on CPU than
     # GATv2 at the same width and depth, its per-edge matmuls being hoisted onto the nodes (EdgeConvBlock)
     node_features: int = NUM_NODE_FEATURES  # columns of x, from gnnjets.graphs.features; checked on every
     # forward so that graphs of another layout fail loudly instead of being misread
@@ -74,7 +74,7 @@ class BackboneConfig:
     # cost grows ~linearly in H once the matmuls sit on the nodes
     layers: int = 3  # message-passing blocks: 3 hops reach ~3 cells in a layer plus the neighbouring
     # layers, i.e. most of a q/g jet's core; each block costs about the same
-    embedding_dim: int = 128  # D, the size of h (DESIGN §9); the node readout maps H -> D before the
+    embedding_dim: int = 128  # D, the size of h (docs/design.md); the node readout maps H -> D before the
     # pooling, so h can use all D > H dimensions
     pooling: str = "mean"  # mean: independent of the node count and of the energy scale; "energy" is the
     # infrared-safe choice (ignores noise cells entirely), "sum" keeps the multiplicity
@@ -82,7 +82,7 @@ class BackboneConfig:
     # without torch-scatter the max backward goes through scatter_reduce (~10x slower than mean's), and
     # only a linear aggregation lets the second message layer move from the edges to the nodes
     heads: int = 4  # GATv2 attention heads (hidden must divide by it); 4 x 16 channels at H = 64
-    attention_energy_beta: float = 0.0  # GATv2: adds beta * log(E_j) to the attention logits (seed 001,
+    attention_energy_beta: float = 0.0  # GATv2: adds beta * log(E_j) to the attention logits (JetCLR, arXiv:2108.04253,
     # beta = 0.5 there); 0 is plain GATv2, > 0 makes attention infrared safe
     dropout: float = 0.0  # on the residual branches; contrastive pretraining is regularised by the
     # replicas and augmentations already, and dropout would add noise between the two views

@@ -1,6 +1,6 @@
 """EdgeConv block with edge attributes, pre-norm residual (Wang et al., "Dynamic Graph CNN", 2019).
 
-The message-passing layer of the COCOA-style backbone (seed 004): each node gathers messages
+The message-passing layer of the COCOA-style backbone (replica SSL, arXiv:2503.11632): each node gathers messages
 computed from itself, the difference to a neighbour and the edge between them (relative angles,
 edge type), on the fixed cell/track graph of :mod:`gnnjets.graphs` (no dynamic kNN).
 """

@@ -1,5 +1,5 @@
 """GATv2 attention over the graph's edges, as a transformer-style block (Brody et al., "How
-Attentive are Graph Attention Networks?", 2022), with optional infrared-safe attention (seed 001 §3).
+Attentive are Graph Attention Networks?", 2022), with optional infrared-safe attention (JetCLR, arXiv:2108.04253, Sec. 3).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ HEAD_KINDS = ("linear", "mlp")
 
 @dataclass
 class HeadConfig:
-    kind: str = "linear"  # "linear" (seed 004's single-layer perceptron) or "mlp"
+    kind: str = "linear"  # "linear" (the single-layer perceptron of replica SSL, arXiv:2503.11632) or "mlp"
     hidden: int = 128  # MLP width
     layers: int = 2  # MLP hidden layers
     dropout: float = 0.0  # MLP dropout after each hidden layer

@@ -17,7 +17,7 @@ What this guarantees, and what not:
   nodes, so a soft node can push out another one;
 * collinear safety (splitting a node into two of the same position whose energies add up) needs
   the node maps to be independent of the energy, as in Energy Flow Networks; ours read log E, so
-  the networks are not collinear safe (see seed 001 §3 for the discussion in JetCLR).
+  the networks are not collinear safe (see JetCLR, arXiv:2108.04253, Sec. 3 for the discussion in JetCLR).
 
 Shapes follow PyG: ``src`` has its reduced dimension first, ``index`` (M,) assigns each row to a
 group in ``0..dim_size-1`` (a node for edges, a graph for nodes).
@@ -56,7 +56,7 @@ def energy_weighted_mean(src: Tensor, index: Tensor, energy: Tensor, dim_size: i
 def energy_biased_softmax(logits: Tensor, index: Tensor, energy: Tensor, beta: float, dim_size: int) -> Tensor:
     """Softmax of ``logits`` within each group with the weights multiplied by ``max(E, 0) ** beta``.
 
-    The IR-safe attention of JetCLR (seed 001 §3), which adds ``beta * log pT`` to the logits:
+    The IR-safe attention of JetCLR (JetCLR, arXiv:2108.04253, Sec. 3), which adds ``beta * log pT`` to the logits:
 
     .. math::
         \\alpha_m = \\frac{w_m^\\beta\\, e^{s_m}}{\\sum_{m': \\mathrm{index}_{m'} = \\mathrm{index}_m}

@@ -14,7 +14,7 @@ class ProjectionHead(nn.Module):
         z = W_n\, \sigma(\cdots \sigma(W_1 h + b_1) \cdots) + b_n \qquad (n = \text{layers}, \sigma = \text{SiLU})
 
     The loss is computed on z, and h is kept for downstream tasks: the head absorbs the
-    invariances the loss enforces, so h retains more information (SimCLR; JetCLR, seed 001, finds
+    invariances the loss enforces, so h retains more information (SimCLR; JetCLR, arXiv:2108.04253, finds
     the same for jets). No BatchNorm (see :func:`~gnnjets.nn.mlp.mlp`).
 
     Args:

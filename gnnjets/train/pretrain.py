@@ -40,6 +40,7 @@ from gnnjets.data import JetDataset, JetReplicaDataset, make_loader
 from gnnjets.losses import NTXentLoss, VICRegLoss
 from gnnjets.losses.diagnostics import contrastive_diagnostics
 from gnnjets.nn.model import build_model
+from gnnjets.runtime import configure_threads, resolve_device
 from gnnjets.train.errors import TrainingError
 from gnnjets.train.probe import embed_dataset, linear_probe_auc
 from gnnjets.train.schedule import lr_factor
@@ -93,12 +94,14 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def _device(config: PretrainConfig, local_rank: int) -> torch.device:
-    wanted = config.train.device
-    if wanted == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("train.device is 'cuda' but no GPU is visible; use train.device=auto or cpu")
-    if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+    """The configured device; under torchrun each rank takes the GPU of its local rank."""
+    try:
+        device = resolve_device(config.train.device)
+    except ValueError as err:
+        raise TrainingError(f"train.device: {err}") from None
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
 
 
 def _tensorboard(out_dir: Path):
@@ -136,8 +139,7 @@ class Pretrainer:
         self.rank, self.world, local_rank = _distributed()
         self.device = _device(config, local_rank)
         if self.device.type == "cpu":
-            threads = config.train.threads or max(1, (os.cpu_count() or 1) - config.data.num_workers)
-            torch.set_num_threads(threads)
+            configure_threads(config.train.threads, workers=config.data.num_workers)
         self.out_dir = Path(config.train.out_dir)
         self.checkpoint_path = self.out_dir / "last.pt"
         self.metrics_path = self.out_dir / "metrics.csv"
@@ -279,7 +281,7 @@ class Pretrainer:
         loss, diagnostics = torch.tensor(float("nan")), {}
         jets_seen, clock = 0, time.perf_counter()
         if self.step == 0 and config.train.probe_every and self.probe_dataset is not None:
-            # the untrained backbone's probe: the start of the AUC-vs-step curve (seed 001 Fig. 4)
+            # the untrained backbone's probe: the start of the AUC-vs-step curve (JetCLR, arXiv:2108.04253, Fig. 4)
             auc = self.probe()
             if self.rank == 0:
                 _write_metrics(self.metrics_path, {"step": 0, "epoch": 0, "probe_auc": auc})
