@@ -15,6 +15,7 @@ from pathlib import Path
 
 
 from gnnjets.base.config import ConfigError, apply_overrides, from_dict, read_config_file
+from gnnjets.base.hints import close_matches
 
 LOSSES = ("ntxent", "vicreg")
 
@@ -24,6 +25,9 @@ class DataConfig:
     train: list[str] = field(default_factory=list)  # ROOT files (or globs) with >= `replicas` replicas per jet
     val: str | None = None  # labelled file (one replica per jet is used) for the linear probe; None: no probe
     replicas: int = 2  # views per jet in the contrastive loss
+    # "replicas": the views are different detector replicas; "same": one replica viewed `replicas`
+    # times, the views differing only by the augmentations (an ablation arm)
+    pairing: str = "replicas"
     num_workers: int = 2  # DataLoader processes: graph building and augmentation run beside training
     shuffle_buffer: int = 2048  # jets mixed per worker; larger mixes better, costs memory
     chunk_jets: int = 512  # jets read per chunk (the unit of sharding over workers and ranks)
@@ -84,6 +88,7 @@ class PretrainConfig:
 def validate(config: PretrainConfig) -> PretrainConfig:
     """Check ranges and the nested records; fill ``graph``/``model`` with their resolved defaults."""
     from gnnjets.augment import augmentations_from_config
+    from gnnjets.data.replicas import PAIRINGS
     from gnnjets.graphs import GraphConfig
     from gnnjets.nn.config import ModelConfig
 
@@ -112,6 +117,9 @@ def validate(config: PretrainConfig) -> PretrainConfig:
         raise ConfigError("train.threads must be >= 0 (0: automatic)")
     if config.data.num_workers < 0:
         raise ConfigError("data.num_workers must be >= 0")
+    if config.data.pairing not in PAIRINGS:
+        raise ConfigError(f"data.pairing must be one of {', '.join(PAIRINGS)}, not {config.data.pairing!r}"
+                          f"{close_matches(config.data.pairing, PAIRINGS, end='')}")
     try:
         config.graph = GraphConfig.from_dict(config.graph).to_dict()
     except (ValueError, TypeError, KeyError) as err:

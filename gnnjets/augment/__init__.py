@@ -18,17 +18,17 @@ one, recomputing ``edge_attr`` and the angle columns of ``x`` once instead of af
 
 from __future__ import annotations
 
-import difflib
-
+from gnnjets.base.hints import close_matches
 from gnnjets.augment.base import JetTransform, configure_transform
 from gnnjets.augment.collinear import CollinearSplit, split_nodes
 from gnnjets.augment.compose import JetCompose
 from gnnjets.augment.rotate import RotateJet, energy_weighted_axis, rotate_jet
+from gnnjets.augment.scale import ScaleJetEnergy, scale_jet_energy
 from gnnjets.augment.soft import SoftSmear
 from gnnjets.augment.translate import TranslateJet, translate_jet
 
 #: transform name (as in configs) -> class
-TRANSFORMS = {cls.__name__: cls for cls in (CollinearSplit, SoftSmear, RotateJet, TranslateJet)}
+TRANSFORMS = {cls.__name__: cls for cls in (CollinearSplit, SoftSmear, RotateJet, TranslateJet, ScaleJetEnergy)}
 
 
 def default_augmentations(**kwargs) -> JetCompose:
@@ -52,9 +52,8 @@ def augmentations_from_config(entries: list[dict] | None) -> JetCompose | None:
         arguments = dict(entry)
         name = arguments.pop("name")
         if name not in TRANSFORMS:
-            close = difflib.get_close_matches(str(name), TRANSFORMS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise KeyError(f"unknown augmentation {name!r}{hint} Available: {', '.join(TRANSFORMS)}")
+            raise KeyError(f"unknown augmentation {name!r}{close_matches(str(name), TRANSFORMS, end='')} "
+                           f"Available: {', '.join(TRANSFORMS)}")
         try:
             transforms.append(TRANSFORMS[name](**arguments))
         except TypeError as error:
@@ -62,6 +61,7 @@ def augmentations_from_config(entries: list[dict] | None) -> JetCompose | None:
     return JetCompose(transforms)
 
 
-__all__ = ["JetTransform", "JetCompose", "CollinearSplit", "SoftSmear", "RotateJet", "TranslateJet", "split_nodes",
+__all__ = ["JetTransform", "JetCompose", "CollinearSplit", "SoftSmear", "RotateJet", "TranslateJet", "ScaleJetEnergy",
+           "split_nodes", "scale_jet_energy",
            "rotate_jet", "translate_jet", "energy_weighted_axis", "configure_transform", "default_augmentations",
            "augmentations_from_config", "TRANSFORMS"]

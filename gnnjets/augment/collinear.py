@@ -10,7 +10,7 @@ from torch_geometric.data import Batch
 
 from gnnjets.augment.base import JetTransform
 from gnnjets.graphs.batching import NODE_ATTRS, set_batch_metadata
-from gnnjets.graphs.features import TRACK, FeatureScaling, with_energies
+from gnnjets.graphs.features import TRACK, FeatureScaling, node_energy_reference, with_energies
 
 
 @numba.njit(cache=True, nogil=True)
@@ -128,9 +128,11 @@ def split_nodes(data, nodes: Tensor, fraction: Tensor, scaling: FeatureScaling |
     children = child_number[nodes]  # (M,)
 
     node_type = data.node_type
+    reference = node_energy_reference(data)
+    reference = None if reference is None else reference[nodes]
     new_values = {
-        "x": (data.x, with_energies(data.x[nodes], node_type[nodes], energy, kept, scaling),
-              with_energies(data.x[nodes], node_type[nodes], energy, moved, scaling)),
+        "x": (data.x, with_energies(data.x[nodes], node_type[nodes], energy, kept, scaling, reference),
+              with_energies(data.x[nodes], node_type[nodes], energy, moved, scaling, reference)),
         "energy": (data.energy, kept, moved),
         "pos": (data.pos, data.pos[nodes], data.pos[nodes]),
         "node_type": (node_type, node_type[nodes], node_type[nodes]),

@@ -6,13 +6,19 @@ import awkward as ak
 import numpy as np
 
 from gnnjets.base.checks import check_int
+from gnnjets.base.errors import GnnjetsError
+from gnnjets.base.hints import check_choice
 from gnnjets.data.batches import ReplicaBatch
 from gnnjets.data.stream import JetGraphDataset, _Chunk
 from gnnjets.graphs.build import GraphChunk, build_graphs
 from gnnjets.io.reader import read_jets
 
 
-class ReplicaGroupError(ValueError):
+#: how the views of a jet are paired (see JetReplicaDataset)
+PAIRINGS = ("replicas", "same")
+
+
+class ReplicaGroupError(GnnjetsError, ValueError):
     """The replicas of a jet are not adjacent entries, or a jet lacks some of its replicas."""
 
 
@@ -31,6 +37,10 @@ class JetReplicaDataset(JetGraphDataset):
         shuffle_buffer: jets held per worker for shuffling.
         seed: the seed of chunk order, shuffling, replica choice and augmentations.
         chunk_jets: jets per chunk (the unit of reading and of sharding over workers).
+        pairing: ``"replicas"`` (default): the views of a jet are different detector replicas;
+            ``"same"``: every view is the same replica (the first, or one drawn per jet and epoch
+            with ``replica_selection="random"``), so that the views differ by the augmentations
+            alone (the "augmentations only" arm of an ablation; a file with one replica suffices).
         tree, mapping: passed to :func:`gnnjets.io.read_jets`.
 
     Files are checked when the dataset is made: the replicas of each jet must be adjacent entries
@@ -42,7 +52,7 @@ class JetReplicaDataset(JetGraphDataset):
 
     def __init__(self, paths, *, replicas: int = 2, transform=None, graph_config=None, shuffle: bool = True,
                  shuffle_buffer: int = 2048, seed: int = 0, chunk_jets: int = 512, replica_selection: str = "first",
-                 tree: str | None = None, mapping=None):
+                 pairing: str = "replicas", tree: str | None = None, mapping=None):
         super().__init__(paths, transform=transform, graph_config=graph_config, shuffle=shuffle,
                          shuffle_buffer=shuffle_buffer, seed=seed, tree=tree, mapping=mapping)
         self.replicas = check_int("replicas", replicas, 2)
@@ -51,13 +61,19 @@ class JetReplicaDataset(JetGraphDataset):
         if replica_selection not in ("first", "random"):
             raise ValueError(f"'replica_selection' must be 'first' or 'random', not {replica_selection!r}")
         self.replica_selection = replica_selection
+        self.pairing = check_choice("pairing", pairing, PAIRINGS)
         #: replicas per jet of each file, and jets per file
         self.file_replicas, self.file_jets = zip(*(self._index_file(path) for path in self.files))
         for path, file_replicas in zip(self.files, self.file_replicas):
-            if file_replicas < self.replicas:
+            if file_replicas < self.distinct_replicas:
                 raise ReplicaGroupError(f"{path}: the file holds {file_replicas} replica(s) per jet but replicas="
                                         f"{self.replicas} were requested; simulate with --replicas {self.replicas} "
                                         f"or ask for fewer")
+
+    @property
+    def distinct_replicas(self) -> int:
+        """Replicas read per jet: ``replicas``, or 1 when every view is the same replica."""
+        return 1 if self.pairing == "same" else self.replicas
 
     @property
     def num_jets(self) -> int:
@@ -118,18 +134,21 @@ class JetReplicaDataset(JetGraphDataset):
 
     def _load(self, chunk: _Chunk) -> tuple[GraphChunk, np.ndarray, int]:
         file_replicas = self.file_replicas[chunk.file_index]
+        distinct = self.distinct_replicas
         jets = (chunk.entry_stop - chunk.entry_start) // file_replicas
-        if self.replica_selection == "random" and file_replicas > self.replicas:
+        if self.replica_selection == "random" and file_replicas > distinct:
             rng = np.random.default_rng([self.seed, self.epoch, chunk.number])
-            chosen = np.argsort(rng.random((jets, file_replicas)), axis=1)[:, :self.replicas]  # (jets, R)
+            chosen = np.argsort(rng.random((jets, file_replicas)), axis=1)[:, :distinct]  # (jets, distinct)
         else:
-            chosen = np.broadcast_to(np.arange(self.replicas), (jets, self.replicas))
+            chosen = np.broadcast_to(np.arange(distinct), (jets, distinct))
         records = self._read(chunk)
-        if file_replicas != self.replicas or self.replica_selection == "random":
+        if file_replicas != distinct or self.replica_selection == "random":
             entries = (np.arange(jets)[:, None] * file_replicas + chosen).ravel()
             records = records[entries]
         graphs = build_graphs(records, self.graph_config, file_index=chunk.file_index)
-        rows = np.arange(jets * self.replicas).reshape(jets, self.replicas)
+        rows = np.arange(jets * distinct).reshape(jets, distinct)
+        if distinct != self.replicas:  # "same": every view reads the graph of the one replica
+            rows = np.repeat(rows, self.replicas, axis=1)
         empty = (graphs.node_counts.numpy()[rows] == 0).any(axis=1)
         return graphs, rows[~empty], int(empty.sum())
 

@@ -31,7 +31,7 @@ from gnnjets.base.kinematics import wrap_phi
 from gnnjets.io.arrays import flat_values
 from gnnjets.io.schema import N_CALO_LAYERS
 
-CELL_BRANCHES = ("cell_e", "cell_eta", "cell_phi", "cell_layer", "cell_sigma")
+CELL_BRANCHES = ("cell_e", "cell_eta", "cell_phi", "cell_layer", "cell_sigma", "cell_topo_idx")
 TRACK_BRANCHES = (("track_pt", "track_eta", "track_phi", "track_charge", "track_d0", "track_z0")
                   + tuple(f"track_{coord}_layer{layer}" for layer in range(N_CALO_LAYERS) for coord in ("eta", "phi")))
 SCALAR_BRANCHES = ("event_id", "jet_index", "replica", "label", "jet_pt", "jet_eta", "jet_phi", "jet_e",
@@ -200,6 +200,92 @@ def gather_batch(parts) -> Batch:
                       _cat(node_counts), _cat(edge_counts))
 
 
+class _CellBlock:
+    """The cell nodes of a chunk, grouped by graph: flat arrays plus per-graph counts."""
+
+    def __init__(self, graph, energy, eta, phi, layer, sigma, count, num_graphs):
+        self.graph, self.energy, self.eta, self.phi = graph, energy, eta, phi
+        self.layer, self.sigma, self.count = layer, sigma, count  # count: cells a node stands for
+        self.counts = np.bincount(graph, minlength=num_graphs).astype(np.int64)
+
+    @classmethod
+    def of(cls, chunk, keep, kept_counts, jet_eta, jet_phi) -> _CellBlock:
+        """The kept cells ``keep`` (flat indices, grouped by graph), positions relative to the jet axis."""
+        graph = np.repeat(np.arange(len(kept_counts)), kept_counts)
+        return cls(graph, _flat(chunk["cell_e"])[keep].astype(np.float64),
+                   _flat(chunk["cell_eta"])[keep] - jet_eta[graph],
+                   wrap_phi(_flat(chunk["cell_phi"])[keep] - jet_phi[graph]),
+                   _flat(chunk["cell_layer"])[keep].astype(np.int64),
+                   _flat(chunk["cell_sigma"])[keep].astype(np.float64), np.ones(len(keep)), len(kept_counts))
+
+    def with_remainders(self, extra: _CellBlock) -> _CellBlock:
+        """These cells followed, within each graph, by the nodes of ``extra`` (stable by graph)."""
+        order = np.argsort(np.concatenate([self.graph, extra.graph]), kind="stable")
+        parts = [np.concatenate([getattr(self, name), getattr(extra, name)])[order]
+                 for name in ("graph", "energy", "eta", "phi", "layer", "sigma", "count")]
+        return _CellBlock(*parts, len(self.counts))
+
+
+def _remainders(chunk, keep, all_counts, jet_eta, jet_phi) -> _CellBlock:
+    """One node per graph and layer for the cells beyond the budget: their summed energy, their
+    energy-weighted centroid (plain centroid if none is positive), sigma = the quadrature sum of
+    theirs, and their number (``count``), so that a graph keeps all of the jet's energy and cells."""
+    num_graphs = len(all_counts)
+    dropped = np.ones(int(all_counts.sum()), bool)
+    dropped[keep] = False
+    graph = np.repeat(np.arange(num_graphs), all_counts)[dropped]
+    layer = _flat(chunk["cell_layer"])[dropped].astype(np.int64)
+    energy = _flat(chunk["cell_e"])[dropped].astype(np.float64)
+    eta = _flat(chunk["cell_eta"])[dropped] - jet_eta[graph]
+    phi = wrap_phi(_flat(chunk["cell_phi"])[dropped] - jet_phi[graph])
+    sigma2 = _flat(chunk["cell_sigma"])[dropped].astype(np.float64) ** 2
+    layer = np.clip(layer, 0, N_CALO_LAYERS - 1)  # out-of-range layers are reported on the kept cells
+    key = graph * N_CALO_LAYERS + layer
+    size = num_graphs * N_CALO_LAYERS
+    count = np.bincount(key, minlength=size)
+    weight = np.maximum(energy, 0.0)
+    total_weight = np.bincount(key, weights=weight, minlength=size)
+    use_weight = total_weight > 0
+    present = np.flatnonzero(count)
+
+    def centroid(values):
+        weighted = np.bincount(key, weights=weight * values, minlength=size)
+        plain = np.bincount(key, weights=values, minlength=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(use_weight, weighted / total_weight, plain / np.maximum(count, 1))[present]
+
+    return _CellBlock(present // N_CALO_LAYERS, np.bincount(key, weights=energy, minlength=size)[present],
+                      centroid(eta), centroid(phi), present % N_CALO_LAYERS,
+                      np.sqrt(np.bincount(key, weights=sigma2, minlength=size)[present]),
+                      count[present].astype(np.float64), num_graphs)
+
+
+def _energy_reference(chunk, cell_e_all, all_cell_counts) -> np.ndarray:
+    """E_jet [GeV] of each graph for relative log-energies: ``jet_e``, or the positive cell sum if
+    ``jet_e`` is not positive (foreign files), or 1 GeV for a jet without energy."""
+    jet_e = ak.to_numpy(chunk["jet_e"]).astype(np.float64)
+    record = np.repeat(np.arange(len(all_cell_counts)), all_cell_counts)
+    positive_sum = np.bincount(record, weights=np.maximum(cell_e_all, 0.0), minlength=len(all_cell_counts))
+    return np.where(jet_e > 0, jet_e, np.where(positive_sum > 0, positive_sum, 1.0))
+
+
+def jet_features(chunk, all_cell_counts: np.ndarray) -> np.ndarray:
+    """The jet-level scalars :data:`~gnnjets.graphs.features.JET_FEATURE_NAMES` (n, J) float32 of a chunk."""
+    n = len(all_cell_counts)
+    topo = _flat(chunk["cell_topo_idx"]).astype(np.int64)
+    n_topo = np.zeros(n)
+    if len(topo):
+        record = np.repeat(np.arange(n), all_cell_counts)
+        stride = int(topo.max()) + 2
+        n_topo = np.bincount(np.unique(record * stride + topo + 1) // stride, minlength=n)
+    jet_e = ak.to_numpy(chunk["jet_e"]).astype(np.float64)
+    jet_pt = ak.to_numpy(chunk["jet_pt"]).astype(np.float64)
+    return np.stack([np.log(np.maximum(jet_e, 1e-3)), np.log(np.maximum(jet_pt, 1e-3)),
+                     np.abs(ak.to_numpy(chunk["jet_eta"]).astype(np.float64)), np.log1p(all_cell_counts),
+                     np.log1p(ak.to_numpy(ak.num(chunk["track_pt"], axis=1))), np.log1p(n_topo)],
+                    axis=1).astype(np.float32)
+
+
 def build_graphs(chunk: ak.Array, config: GraphConfig | None = None, *, file_index: int | None = None) -> GraphChunk:
     """All graphs of ``chunk`` (one per record, empty records give empty graphs).
 
@@ -221,15 +307,15 @@ def build_graphs(chunk: ak.Array, config: GraphConfig | None = None, *, file_ind
     jet_phi = ak.to_numpy(chunk["jet_phi"]).astype(np.float64)
 
     # ---- node budget: the most energetic cells and tracks of each jet ----
-    cell_counts = ak.to_numpy(ak.num(chunk["cell_e"], axis=1))
+    all_cell_counts = ak.to_numpy(ak.num(chunk["cell_e"], axis=1))
     cell_e_all = _flat(chunk["cell_e"])
-    keep_cells, cell_counts = top_k_per_group(cell_e_all, cell_counts, config.max_cells)
-    cell_graph = np.repeat(np.arange(num_graphs), cell_counts)
-    cell_e = cell_e_all[keep_cells].astype(np.float64)
-    cell_eta = _flat(chunk["cell_eta"])[keep_cells] - jet_eta[cell_graph]
-    cell_phi = wrap_phi(_flat(chunk["cell_phi"])[keep_cells] - jet_phi[cell_graph])
-    cell_layer = _flat(chunk["cell_layer"])[keep_cells].astype(np.int64)
-    cell_sigma = _flat(chunk["cell_sigma"])[keep_cells].astype(np.float64)
+    keep_cells, kept_counts = top_k_per_group(cell_e_all, all_cell_counts, config.max_cells)
+    cells = _CellBlock.of(chunk, keep_cells, kept_counts, jet_eta, jet_phi)
+    if config.remainder_nodes:
+        cells = cells.with_remainders(_remainders(chunk, keep_cells, all_cell_counts, jet_eta, jet_phi))
+    cell_counts, cell_graph = cells.counts, cells.graph
+    cell_e, cell_eta, cell_phi = cells.energy, cells.eta, cells.phi
+    cell_layer, cell_sigma = cells.layer, cells.sigma
     if len(cell_layer) and (cell_layer.min() < 0 or cell_layer.max() >= N_CALO_LAYERS):
         bad = int(np.flatnonzero((cell_layer < 0) | (cell_layer >= N_CALO_LAYERS))[0])
         raise ValueError(f"cell_layer {cell_layer[bad]} outside 0..{N_CALO_LAYERS - 1} in record "
@@ -267,9 +353,15 @@ def build_graphs(chunk: ak.Array, config: GraphConfig | None = None, *, file_ind
     node_type[cell_node] = cell_layer
 
     # features in numpy: torch's elementwise kernels on 2 OpenMP threads cost ~5 ms per call here
+    energy_ref = _energy_reference(chunk, cell_e_all, all_cell_counts)
     x = np.zeros((num_nodes, F.NUM_NODE_FEATURES), np.float32)
-    x[cell_node, F.LOG_ENERGY] = scaling.log_energy_column(cell_e)
-    x[track_node, F.LOG_ENERGY] = scaling.log_energy_column(track_pt)
+    if scaling.relative:
+        x[cell_node, F.LOG_ENERGY] = scaling.log_energy_column(cell_e, energy_ref[cell_graph])
+        x[track_node, F.LOG_ENERGY] = scaling.log_energy_column(energy[track_node], energy_ref[track_graph])
+    else:
+        x[cell_node, F.LOG_ENERGY] = scaling.log_energy_column(cell_e)
+        x[track_node, F.LOG_ENERGY] = scaling.log_energy_column(track_pt)
+    x[cell_node, F.LOG_COUNT] = scaling.log_count_column(cells.count)
     x[:, F.DELTA_ETA] = scaling.angle_column(node_eta)
     x[:, F.DELTA_PHI] = scaling.angle_column(node_phi)
     x[np.arange(num_nodes), F.NODE_TYPE_OFFSET + node_type] = 1.0
@@ -288,7 +380,10 @@ def build_graphs(chunk: ak.Array, config: GraphConfig | None = None, *, file_ind
     edge_ptr = _offsets(edge_counts)
 
     # ---- per-graph attributes ----
-    graph_attrs = {key: torch.from_numpy(ak.to_numpy(chunk[key]).astype(np.float32)) for key in F.GRAPH_FLOAT_ATTRS}
+    graph_attrs = {key: torch.from_numpy(ak.to_numpy(chunk[key]).astype(np.float32))
+                   for key in F.GRAPH_FLOAT_ATTRS if key != "energy_ref"}
+    graph_attrs["energy_ref"] = torch.from_numpy(energy_ref.astype(np.float32))
+    graph_attrs["jet_features"] = torch.from_numpy(jet_features(chunk, all_cell_counts))
     for key in ("label", "event_id", "jet_index", "replica"):
         graph_attrs[key] = torch.from_numpy(ak.to_numpy(chunk[key]).astype(np.int64))
     if file_index is None:

@@ -41,6 +41,10 @@ class GraphConfig:
     k_adjacent_layer: tuple[int, ...] = (2, 2, 2, 2, 2, 2)  # in-edges of a cell of layer L from layer L-1 and from L+1
     k_track: tuple[int, ...] = (1, 1, 1, 1, 1, 1)  # cells of layer L nearest a track's extrapolation to L
     track_edges_both_ways: bool = True  # add cell -> track edges too, so that tracks receive messages
+    # one extra node per layer standing for the cells beyond max_cells (their summed energy, their
+    # energy-weighted centroid, their number in the log_count column): the graph then keeps all of
+    # the jet's energy and its cell multiplicity, which the top-k budget alone throws away
+    remainder_nodes: bool = False
     scaling: FeatureScaling = field(default_factory=FeatureScaling)
 
     def __post_init__(self):
@@ -59,9 +63,9 @@ class GraphConfig:
                 raise GraphConfigError(f"graph config {name!r} must be one non-negative int or a list of "
                                        f"{N_CALO_LAYERS} (one per layer), not {getattr(self, name)!r}")
             object.__setattr__(self, name, value)
-        if not isinstance(self.track_edges_both_ways, bool):
-            raise GraphConfigError(f"graph config 'track_edges_both_ways' must be true or false, "
-                                   f"not {self.track_edges_both_ways!r}")
+        for name in ("track_edges_both_ways", "remainder_nodes"):
+            if not isinstance(getattr(self, name), bool):
+                raise GraphConfigError(f"graph config {name!r} must be true or false, not {getattr(self, name)!r}")
         if isinstance(self.scaling, dict):
             object.__setattr__(self, "scaling", FeatureScaling.from_dict(self.scaling))
         if not isinstance(self.scaling, FeatureScaling):

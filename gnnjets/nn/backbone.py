@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gnnjets.nn.config import BackboneConfig
+from gnnjets.nn.config import BackboneConfig, pooling_parts
 from gnnjets.nn.edgeconv import EdgeConvBlock
 from gnnjets.nn.encoders import EdgeEncoder, NodeEncoder
 from gnnjets.nn.gatv2 import GATv2Block
 from gnnjets.nn.mlp import mlp
 from gnnjets.nn.pooling import build_pooling
+from gnnjets.nn.sage import GlobalContext, MeanNeighbourBlock, mean_adjacency, mean_edge_features
 
 
 def graph_index(data) -> tuple[Tensor, int]:
@@ -60,21 +61,31 @@ class Backbone(nn.Module):
         if config.kind == "edgeconv":
             blocks = [EdgeConvBlock(config.hidden, edge_dim, config.aggregation, config.dropout)
                       for _ in range(config.layers)]
+        elif config.kind == "sage":
+            blocks = [MeanNeighbourBlock(config.hidden, edge_dim, config.dropout) for _ in range(config.layers)]
         else:
             blocks = [GATv2Block(config.hidden, edge_dim, config.heads, config.dropout, config.attention_energy_beta)
                       for _ in range(config.layers)]
         self.blocks = nn.ModuleList(blocks)
+        self.contexts = nn.ModuleList([GlobalContext(config.hidden) for _ in range(config.layers)]
+                                      if config.global_context else [])
         self.norm = nn.LayerNorm(config.hidden)
         self.readout = mlp(config.hidden, config.embedding_dim, config.embedding_dim)
         self.pool = build_pooling(config.pooling, config.embedding_dim)
 
     @property
     def embedding_dim(self) -> int:
-        return self.config.embedding_dim
+        """D, the width of h as :meth:`forward` returns it (learned part plus appended jet scalars)."""
+        return self.config.output_dim
+
+    @property
+    def learned_dim(self) -> int:
+        """The width of :meth:`encode`: the pooled, learned part of h."""
+        return self.config.learned_dim
 
     def _uses_energy(self) -> bool:
         config = self.config
-        return (config.pooling == "energy" or (config.kind == "edgeconv" and config.aggregation == "energy")
+        return ("energy" in pooling_parts(config.pooling) or (config.kind == "edgeconv" and config.aggregation == "energy")
                 or (config.kind == "gatv2" and config.attention_energy_beta > 0))
 
     def node_embeddings(self, data) -> Tensor:
@@ -91,15 +102,37 @@ class Backbone(nn.Module):
         energy = data.energy if self._uses_energy() else None
         h = self.node_encoder(x, data.node_type)  # (N, H)
         edge_features = self.edge_encoder(data.edge_attr)  # (E, 7)
-        for block in self.blocks:
-            h = block(h, data.edge_index, edge_features, energy)  # (N, H)
+        batch, num_graphs = graph_index(data)
+        if self.config.kind == "sage":  # the neighbourhood means, once for every block
+            adjacency = mean_adjacency(data.edge_index, h.shape[0])
+            edge_features = mean_edge_features(data.edge_index, edge_features, h.shape[0])  # (N, 7)
+        for layer, block in enumerate(self.blocks):
+            if self.config.kind == "sage":
+                h = block(h, adjacency, edge_features)  # (N, H)
+            else:
+                h = block(h, data.edge_index, edge_features, energy)  # (N, H)
+            if self.contexts:
+                h = self.contexts[layer](h, batch, num_graphs)  # (N, H)
         return self.readout(self.norm(h))  # (N, D)
 
-    def forward(self, data) -> Tensor:
+    def encode(self, data) -> Tensor:
+        """The learned part of h (B, :attr:`learned_dim`): node embeddings pooled per graph. This is
+        what the projector of a contrastive loss sees."""
         phi = self.node_embeddings(data)  # (N, D)
         batch, num_graphs = graph_index(data)
         energy = data.energy if self._uses_energy() else None
-        return self.pool(phi, batch, num_graphs, energy)  # (B, D)
+        return self.pool(phi, batch, num_graphs, energy)  # (B, D * poolings)
+
+    def forward(self, data) -> Tensor:
+        """h (B, :attr:`embedding_dim`): :meth:`encode`, then the jet scalars if ``append_jet_features``."""
+        h = self.encode(data)
+        if not self.config.append_jet_features:
+            return h
+        jet_features = getattr(data, "jet_features", None)
+        if jet_features is None:
+            raise ValueError("append_jet_features: the graphs carry no jet_features; build them with this "
+                             "version of gnnjets.graphs")
+        return torch.cat([h, jet_features.to(h.dtype).reshape(h.shape[0], -1)], dim=1)
 
     def extra_repr(self) -> str:
         c = self.config

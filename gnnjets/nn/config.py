@@ -19,20 +19,27 @@ import difflib
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from gnnjets.graphs.features import NUM_NODE_FEATURES
+from gnnjets.graphs.features import NUM_JET_FEATURES, NUM_NODE_FEATURES
+from gnnjets.base.errors import GnnjetsError
 from gnnjets.base.hints import check_known_keys
 
 #: message-passing layer kinds (:class:`~gnnjets.nn.edgeconv.EdgeConvBlock`,
-#: :class:`~gnnjets.nn.gatv2.GATv2Block`)
-KINDS = ("edgeconv", "gatv2")
+#: :class:`~gnnjets.nn.gatv2.GATv2Block`, :class:`~gnnjets.nn.sage.MeanNeighbourBlock`)
+KINDS = ("edgeconv", "gatv2", "sage")
 #: neighbourhood aggregations of EdgeConv; only "energy" is infrared safe (see :mod:`gnnjets.nn.irsafe`)
 AGGREGATIONS = ("mean", "sum", "max", "energy")
-#: graph poolings (:mod:`gnnjets.nn.pooling`); only "energy" is infrared safe
+#: graph poolings (:mod:`gnnjets.nn.pooling`); only "energy" is infrared safe. A config may join
+#: several with "+" ("mean+energy"): their outputs are concatenated
 POOLINGS = ("sum", "mean", "attention", "energy")
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(GnnjetsError, ValueError):
     """A model config has an unknown key or a value of the wrong type or range."""
+
+
+def pooling_parts(pooling: str) -> tuple[str, ...]:
+    """The poolings of a (possibly "+"-joined) pooling name, in order: ``"mean+energy"`` -> ("mean", "energy")."""
+    return tuple(part.strip() for part in str(pooling).split("+"))
 
 
 
@@ -77,7 +84,7 @@ class BackboneConfig:
     embedding_dim: int = 128  # D, the size of h (docs/design.md); the node readout maps H -> D before the
     # pooling, so h can use all D > H dimensions
     pooling: str = "mean"  # mean: independent of the node count and of the energy scale; "energy" is the
-    # infrared-safe choice (ignores noise cells entirely), "sum" keeps the multiplicity
+    # infrared-safe choice (ignores noise cells entirely), "sum" keeps the multiplicity; "a+b" concatenates
     aggregation: str = "mean"  # EdgeConv neighbourhood reduction; a mean block costs half a max block:
     # without torch-scatter the max backward goes through scatter_reduce (~10x slower than mean's), and
     # only a linear aggregation lets the second message layer move from the edges to the nodes
@@ -88,10 +95,24 @@ class BackboneConfig:
     # replicas and augmentations already, and dropout would add noise between the two views
     edge_angle_scale: float = 0.1  # [rad] divides the edge delta_eta/phi/R: neighbours sit 0.02-0.3 apart
     # (one ECAL cell to one HCAL3 cell), so the edge inputs are O(1)
+    # after every block, each node receives an MLP of its graph's mean node state (a virtual node):
+    # message passing over kNN edges reaches a few cells per layer, the context reaches the prongs
+    global_context: bool = False
+    # the representation h = [pooled embedding, the jet-level scalars of gnnjets.graphs.features
+    # (log E, log pT, |eta|, log counts)]: handed to the heads, never to the projector of the
+    # contrastive loss, so the loss cannot take the jet's energy or counts as a shortcut
+    append_jet_features: bool = False
 
     def __post_init__(self):
         _check_choice("kind", self.kind, KINDS)
-        _check_choice("pooling", self.pooling, POOLINGS)
+        parts = pooling_parts(self.pooling)
+        for part in parts:
+            _check_choice("pooling", part, POOLINGS)
+        if len(set(parts)) != len(parts):
+            raise ModelConfigError(f"model config 'pooling' repeats a pooling: {self.pooling!r}")
+        for name in ("global_context", "append_jet_features"):
+            if not isinstance(getattr(self, name), bool):
+                raise ModelConfigError(f"model config {name!r} must be true or false, not {getattr(self, name)!r}")
         _check_choice("aggregation", self.aggregation, AGGREGATIONS)
         for name in ("node_features", "hidden", "layers", "embedding_dim", "heads"):
             _check_positive_int(name, getattr(self, name))
@@ -104,6 +125,16 @@ class BackboneConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def learned_dim(self) -> int:
+        """Width of the pooled, learned part of h: ``embedding_dim`` per pooling."""
+        return self.embedding_dim * len(pooling_parts(self.pooling))
+
+    @property
+    def output_dim(self) -> int:
+        """Width of h as the heads see it: the learned part, plus the jet scalars if appended."""
+        return self.learned_dim + (NUM_JET_FEATURES if self.append_jet_features else 0)
 
     @classmethod
     def from_dict(cls, values: dict | None) -> BackboneConfig:

@@ -19,13 +19,14 @@ from torch.nn import functional as F
 
 from gnnjets.graphs.features import (
     CHARGE, D0, DELTA_ETA, DELTA_PHI, EDGE_DELTA_ETA, EDGE_DELTA_PHI, EDGE_DELTA_R, EDGE_TYPE, EDGE_TYPE_NAMES,
-    LOG_ENERGY, N_CALO_LAYERS, NODE_TYPE_OFFSET, NUM_EDGE_FEATURES, SIGNIFICANCE, TRACK, Z0,
+    LOG_COUNT, LOG_ENERGY, N_CALO_LAYERS, NODE_TYPE_OFFSET, NUM_EDGE_FEATURES, SIGNIFICANCE, TRACK, Z0,
 )
 from gnnjets.nn.mlp import mlp
 
-#: columns of ``x`` read by the cell encoder: log E, delta eta, delta phi, layer one-hot (6), E/sigma
+#: columns of ``x`` read by the cell encoder: log E, delta eta, delta phi, layer one-hot (6), E/sigma,
+#: log count (> 0 for the per-layer remainder nodes)
 CELL_COLUMNS = (LOG_ENERGY, DELTA_ETA, DELTA_PHI, *range(NODE_TYPE_OFFSET, NODE_TYPE_OFFSET + N_CALO_LAYERS),
-                SIGNIFICANCE)
+                SIGNIFICANCE, LOG_COUNT)
 #: columns of ``x`` read by the track encoder: log pT, delta eta, delta phi, charge, d0, z0
 TRACK_COLUMNS = (LOG_ENERGY, DELTA_ETA, DELTA_PHI, CHARGE, D0, Z0)
 NUM_EDGE_TYPES = len(EDGE_TYPE_NAMES)

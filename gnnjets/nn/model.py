@@ -35,7 +35,8 @@ class ContrastiveModel(nn.Module):
         self.config = config
 
     def forward(self, batch) -> tuple[Tensor, Tensor]:
-        h = self.backbone(batch)  # (B, D)
+        encode = getattr(self.backbone, "encode", self.backbone)
+        h = encode(batch)  # (B, D): the learned part only, never the appended jet scalars
         z = self.projector(h)  # (B, D_z)
         return h, z
 
@@ -62,7 +63,7 @@ def build_model(config: ModelConfig | BackboneConfig | dict | None = None, *,
 
     def build() -> ContrastiveModel:
         backbone = Backbone(config.backbone)
-        projector = ProjectionHead(config.backbone.embedding_dim, config.projection_dim, config.projection_hidden,
+        projector = ProjectionHead(config.backbone.learned_dim, config.projection_dim, config.projection_hidden,
                                    config.projection_layers)
         return ContrastiveModel(backbone, projector, config)
 

@@ -23,10 +23,11 @@ Our phi reads log E, so the backbone is not collinear safe. Negative-energy nois
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
-from gnnjets.nn.config import POOLINGS
+from gnnjets.nn.config import POOLINGS, pooling_parts
 from gnnjets.nn.irsafe import energy_weighted_mean
 
 #: poolings whose output is unchanged by nodes of zero energy
@@ -100,8 +101,27 @@ class EnergyWeightedPooling(nn.Module):
         return energy_weighted_mean(x, batch, energy, num_graphs)
 
 
+class ConcatenatedPooling(nn.Module):
+    r"""Several poolings side by side: :math:`h_b = [\mathrm{pool}_1(\phi)_b, \mathrm{pool}_2(\phi)_b, ...]`.
+
+    E.g. ``"mean+energy"``: the plain mean of the nodes (every cell counts, noise included) next to
+    the energy-weighted mean (what carries the energy). Width ``len(poolings) * D``.
+    """
+
+    def __init__(self, poolings: list[nn.Module]):
+        super().__init__()
+        self.poolings = nn.ModuleList(poolings)
+
+    def forward(self, x: Tensor, batch: Tensor, num_graphs: int, energy: Tensor | None = None) -> Tensor:
+        return torch.cat([pool(x, batch, num_graphs, energy) for pool in self.poolings], dim=1)
+
+
 def build_pooling(name: str, dim: int) -> nn.Module:
-    """The pooling called ``name`` (one of :data:`~gnnjets.nn.config.POOLINGS`) for embeddings of width ``dim``."""
+    """The pooling called ``name`` (one of :data:`~gnnjets.nn.config.POOLINGS`, or several joined
+    with "+") for embeddings of width ``dim``."""
+    parts = pooling_parts(name)
+    if len(parts) > 1:
+        return ConcatenatedPooling([build_pooling(part, dim) for part in parts])
     if name == "sum":
         return SumPooling()
     if name == "mean":

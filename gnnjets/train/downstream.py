@@ -227,7 +227,7 @@ def _methods(config: DownstreamConfig, task, source: BackboneSource, cache: Arra
             backbone = source.make(pretrained=pretrained, seed=seed)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                head = Head(ModelConfig.from_dict(source.model).backbone.embedding_dim, config.head)
+                head = Head(ModelConfig.from_dict(source.model).backbone.output_dim, config.head)
             sample = sub_train.subset(np.arange(min(len(sub_train), 2048)))
             head.set_input_scaling(torch.from_numpy(run_batches(backbone.to(device), sample.batches(512), len(sample),
                                                                 device=device)))

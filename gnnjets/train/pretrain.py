@@ -150,7 +150,7 @@ class Pretrainer:
         self.dataset = JetReplicaDataset(
             config.data.train, replicas=config.data.replicas, transform=augmentations_from_config(config.augment),
             graph_config=config.graph, shuffle=True, shuffle_buffer=config.data.shuffle_buffer,
-            seed=config.train.seed, chunk_jets=config.data.chunk_jets)
+            seed=config.train.seed, chunk_jets=config.data.chunk_jets, pairing=config.data.pairing)
         jets_per_rank = self.dataset.num_jets // self.world
         if config.optim.batch_size > jets_per_rank:
             raise TrainingError(f"optim.batch_size={config.optim.batch_size} is larger than the {jets_per_rank} jets "

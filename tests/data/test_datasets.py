@@ -250,3 +250,17 @@ def test_ranks_split_the_files_without_overlap(bigger_file, num_workers):
         assert entries == sorted(entries)  # file order within the rank
         seen.extend(entries)
     assert sorted(seen) == list(range(len(read_all(bigger_file, branches=("event_id",)))))
+
+
+def test_same_pairing_views_one_replica(jets_file):
+    """pairing="same": both views read one replica; without augmentation they are identical."""
+    plain = JetReplicaDataset(jets_file, replicas=2, pairing="same", graph_config=SMALL, seed=1, shuffle=False)
+    batch = next(iter(make_loader(plain, batch_size=4)))
+    assert torch.equal(batch.view_a.x, batch.view_b.x) and (batch.view_a.replica == 0).all()
+    augmented = JetReplicaDataset(jets_file, replicas=2, pairing="same", graph_config=SMALL, seed=1, shuffle=False,
+                                  transform=default_augmentations())
+    batch = next(iter(make_loader(augmented, batch_size=4)))
+    assert torch.equal(batch.view_a.event_id, batch.view_b.event_id) and (batch.view_b.replica == 0).all()
+    assert not torch.equal(batch.view_a.pos, batch.view_b.pos)  # independent augmentations
+    with pytest.raises(ValueError, match="'pairing' must be one of replicas, same"):
+        JetReplicaDataset(jets_file, pairing="mixed")

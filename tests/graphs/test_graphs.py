@@ -39,7 +39,8 @@ def make_chunk(jets: list[dict]) -> ak.Array:
         n_tracks = len(jet.get("track_pt", []))
         row = dict(event_id=i, jet_index=0, replica=0, label=1, jet_pt=100.0, jet_eta=0.0, jet_phi=0.0, jet_e=100.0,
                    truth_e=120.0, truth_pt=110.0, cell_e=[], cell_eta=[], cell_phi=[], cell_layer=[],
-                   cell_sigma=[0.05] * n_cells, track_pt=[], track_eta=[], track_phi=[], track_charge=[1] * n_tracks,
+                   cell_sigma=[0.05] * n_cells, cell_topo_idx=[0] * n_cells, track_pt=[], track_eta=[], track_phi=[],
+                   track_charge=[1] * n_tracks,
                    track_d0=[0.0] * n_tracks, track_z0=[0.0] * n_tracks)
         row.update(jet)
         for layer in range(schema.N_CALO_LAYERS):
@@ -88,8 +89,12 @@ def test_layout_matches_the_records(records):
         d_eta = np.sort(np.asarray(record.cell_eta) - record.jet_eta)
         np.testing.assert_allclose(np.sort(graph.pos[:n_cells, 0].numpy()), d_eta, atol=1e-5)
         assert (graph.pos[:, 1].abs() <= math.pi).all()
-        for key in F.GRAPH_ATTRS:
+        for key in F.GRAPH_FLOAT_ATTRS + F.GRAPH_INT_ATTRS:
             assert graph[key].shape == (1,)
+        assert graph.jet_features.shape == (1, F.NUM_JET_FEATURES)
+        np.testing.assert_allclose(graph.jet_features[0, 3].item(), np.log1p(len(record.cell_e)), rtol=1e-6)
+        np.testing.assert_allclose(graph.jet_features[0, 4].item(), np.log1p(len(record.track_pt)), rtol=1e-6)
+        np.testing.assert_allclose(float(graph.energy_ref), record.jet_e, rtol=1e-6)
         assert int(graph.event_id) == record.event_id and int(graph.replica) == record.replica
         assert int(graph.entry) == record.entry
         np.testing.assert_allclose(float(graph.truth_e), record.truth_e, rtol=1e-6)
@@ -313,7 +318,10 @@ def test_config_errors_teach():
 def test_feature_scaling_is_plain_data():
     scaling = FeatureScaling(log_energy_scale=3.0)
     assert FeatureScaling.from_dict(scaling.to_dict()) == scaling
-    assert all(isinstance(value, float) for value in scaling.to_dict().values())
+    assert all(isinstance(value, float) for key, value in scaling.to_dict().items() if key != "energy_reference")
+    assert FeatureScaling.from_dict({"energy_reference": "jet"}).relative
+    with pytest.raises(ValueError, match="energy_reference must be one of absolute, jet"):
+        FeatureScaling(energy_reference="event")
     with pytest.raises(ValueError, match="positive"):
         FeatureScaling(angle_scale=0.0)
     column = scaling.significance_column(torch.tensor([-50.0, 0.0, 1e4]))
@@ -321,7 +329,8 @@ def test_feature_scaling_is_plain_data():
 
 
 def test_layout_constants_are_consistent():
-    assert F.NUM_NODE_FEATURES == len(F.NODE_FEATURE_NAMES) == 14
+    assert F.NUM_NODE_FEATURES == len(F.NODE_FEATURE_NAMES) == 15
+    assert F.NODE_FEATURE_NAMES[F.LOG_COUNT] == "log_count" and len(F.JET_FEATURE_NAMES) == F.NUM_JET_FEATURES
     assert F.NODE_FEATURE_NAMES[F.SIGNIFICANCE] == "significance"
     assert F.NODE_FEATURE_NAMES[F.NODE_TYPE_OFFSET + F.TRACK] == "is_track"
     assert F.EDGE_FEATURE_NAMES[F.EDGE_TYPE] == "edge_type" and len(F.EDGE_TYPE_NAMES) == 4

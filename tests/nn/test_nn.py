@@ -367,7 +367,7 @@ def test_gradients_reach_every_parameter(kind, pooling):
 def test_wrong_feature_count_is_explained():
     jet = random_jets(1)[0]
     jet.x = jet.x[:, :-1]
-    with pytest.raises(ValueError, match=r"built for 14 feature columns \(BackboneConfig.node_features\)"):
+    with pytest.raises(ValueError, match=rf"built for {NUM_NODE_FEATURES} feature columns \(BackboneConfig.node_features\)"):
         model_for("edgeconv")(jet)
 
 
@@ -401,7 +401,7 @@ def test_build_model_accepts_a_backbone_config():
 @pytest.mark.parametrize("values,message", [
     ({"backbone": {"hiden": 32}}, "unknown backbone config key 'hiden'; did you mean 'hidden'?"),
     ({"projection_dims": 32}, "unknown model config key 'projection_dims'; did you mean 'projection_dim'?"),
-    ({"backbone": {"kind": "edgconv"}}, "'kind' must be one of edgeconv, gatv2, not 'edgconv'; did you mean"),
+    ({"backbone": {"kind": "edgconv"}}, "'kind' must be one of edgeconv, gatv2, sage, not 'edgconv'; did you mean"),
     ({"backbone": {"pooling": "max"}}, "'pooling' must be one of sum, mean, attention, energy, not 'max'"),
     ({"backbone": {"kind": "gatv2", "hidden": 30}}, r"'hidden' \(30\) must be a multiple of 'heads' \(4\)"),
     ({"backbone": {"dropout": 1.0}}, r"'dropout' must lie in \[0.0, 1.0\), not 1.0"),

@@ -33,20 +33,28 @@ EM_SCALE_BRANCHES = ID_BRANCHES + ("jet_e", "truth_e")
 
 
 def layer_energies(paths, *, replica: int | None = 0, tree: str | None = None, mapping=None,
-                   chunk_entries: int = 10_000) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                   chunk_entries: int = 10_000, tracks: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Sum of the cell energies in each calorimeter layer for every entry of replica ``replica``.
 
-    Calorimeter only (no track column): the standard per-layer calibration weights calorimeter
-    energies, and a track-pT sum would double count the charged energy the cells already hold.
+    With ``tracks`` a seventh column holds the summed track momenta ``sum p = sum pT cosh(eta)``:
+    the calorimeter already holds the charged energy, so this column does not add energy but
+    tells the fit how much of the jet is charged (and measured better by the tracker), which
+    the layer weights alone cannot know; the linear fit decides how much weight it deserves.
 
     Returns:
-        ``(layer_e, ids)``: ``layer_e`` (n, 6) float64 [GeV], columns layers 0..5, rows in file
-        order, each summing to the EM-scale ``jet_e`` (negative noise cells included); ``ids``
-        as in the module docstring plus ``jet_e`` and ``truth_e`` (n,) float64 [GeV].
+        ``(layer_e, ids)``: ``layer_e`` (n, 6) (or (n, 7)) float64 [GeV], columns layers 0..5
+        (then the track sum), rows in file order, the layer columns summing to the EM-scale
+        ``jet_e`` (negative noise cells included); ``ids`` as in the module docstring plus
+        ``jet_e`` and ``truth_e`` (n,) float64 [GeV].
     """
     values, ids = [], []
-    for chunk, chunk_ids in selected_chunks(paths, LAYER_BRANCHES, replica, tree, mapping, chunk_entries):
-        values.append(_layer_sums(chunk))
+    branches = LAYER_BRANCHES + (("track_pt", "track_eta") if tracks else ())
+    for chunk, chunk_ids in selected_chunks(paths, branches, replica, tree, mapping, chunk_entries):
+        sums = _layer_sums(chunk)
+        if tracks:
+            momentum = ak.sum(chunk["track_pt"] * np.cosh(chunk["track_eta"]), axis=1)
+            sums = np.column_stack([sums, ak.to_numpy(momentum).astype(np.float64)])
+        values.append(sums)
         ids.append({**chunk_ids, **_energies(chunk)})
     return np.concatenate(values), concatenate(ids)
 
