@@ -26,8 +26,9 @@ from gnnjets.graphs import GraphChunk, GraphConfig, gather_batch
 if TYPE_CHECKING:  # imported through gnnjets.graphs, which silences torch_geometric's import warnings
     from torch_geometric.data import Batch
 
-#: per-jet attributes a JetSet keeps (from the graphs' per-graph attributes)
-ATTRS = ("file_index", "entry", "event_id", "jet_index", "label", "truth_e", "truth_pt", "jet_e", "jet_pt", "jet_eta")
+#: per-jet attributes a JetSet keeps (from the graphs' per-graph attributes; jet_features is (n, J))
+ATTRS = ("file_index", "entry", "event_id", "jet_index", "label", "truth_e", "truth_pt", "jet_e", "jet_pt", "jet_eta",
+         "jet_features")
 
 
 @dataclass
@@ -112,19 +113,23 @@ def files_signature(paths) -> str:
     return digest.hexdigest()
 
 
-def align_rows(jets: JetSet, ids: dict) -> np.ndarray:
-    """Row of ``ids`` (``file_index``/``entry`` arrays, e.g. of baseline features) for each jet of ``jets``.
+def align_rows(jets: JetSet | dict, ids: dict, files=None) -> np.ndarray:
+    """Row of ``ids`` (``file_index``/``entry`` arrays, e.g. of baseline features) for each jet of
+    ``jets`` (a JetSet, or a dict with its ``file_index`` and ``entry`` arrays).
 
-    Raises a ``ValueError`` when a jet has no row in ``ids``.
+    Raises a ``ValueError`` when a jet has no row in ``ids``; ``files`` (default the JetSet's) name
+    them in the message.
     """
+    attrs = jets if isinstance(jets, dict) else jets.attrs
+    files = files if files is not None else getattr(jets, "files", ())
     key = ids["file_index"].astype(np.int64) * (1 << 40) + ids["entry"].astype(np.int64)
-    wanted = jets.attrs["file_index"].astype(np.int64) * (1 << 40) + jets.attrs["entry"].astype(np.int64)
+    wanted = attrs["file_index"].astype(np.int64) * (1 << 40) + attrs["entry"].astype(np.int64)
     order = np.argsort(key, kind="stable")
     position = np.searchsorted(key[order], wanted)
     position = np.clip(position, 0, len(key) - 1)
     found = key[order][position] == wanted
     if not found.all():
         missing = int((~found).sum())
-        raise ValueError(f"{missing} jet(s) of {', '.join(jets.files)} have no row in the features (first: file "
-                         f"{int(jets.attrs['file_index'][~found][0])}, entry {int(jets.attrs['entry'][~found][0])})")
+        raise ValueError(f"{missing} jet(s) of {', '.join(map(str, files))} have no row in the features (first: "
+                         f"file {int(attrs['file_index'][~found][0])}, entry {int(attrs['entry'][~found][0])})")
     return order[position]

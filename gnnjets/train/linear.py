@@ -5,9 +5,15 @@ head cannot overfit: 995 EFPs on 1,000 jets, or 128 embedding dimensions on 100 
 without a penalty. :func:`fit_linear` standardises the features (mean and scale of the training
 rows), then fits
 
-- classification: logistic regression, ``sklearn.linear_model.LogisticRegressionCV`` over the
-  inverse penalties :data:`PENALTY_GRID`, stratified ``folds``-fold cross-validation scored by
-  the log loss;
+- classification: logistic regression, minimising ``0.5 |w|^2 + C sum_i logloss_i`` (the
+  scikit-learn convention; the intercept is not penalised) for each inverse penalty C of
+  :data:`PENALTY_GRID`, the C with the best log loss over stratified ``folds``-fold
+  cross-validation kept. Solved by Newton's method with a line search, each C warm-started from
+  the stronger penalty before it (:func:`logistic_path`): a handful of Cholesky solves of a D x D
+  system, where scipy's L-BFGS spends seconds of Python overhead on nearly separable small
+  samples (60 jets, 70 features: 3-13 s against ~0.2 s). Wide or long inputs (D above
+  :data:`NEWTON_MAX_FEATURES` or N D^2 above :data:`NEWTON_MAX_WORK`) go to
+  ``sklearn.linear_model.LogisticRegressionCV``;
 - regression: ridge regression, ``sklearn.linear_model.RidgeCV`` over the same grid (as
   ``alpha = 1 / C``), scored by leave-one-out squared error (closed form, exact).
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.linalg
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegressionCV, RidgeCV
 from sklearn.model_selection import StratifiedKFold
@@ -27,8 +34,13 @@ from sklearn.model_selection import StratifiedKFold
 from gnnjets.tasks.tasks import Task
 from gnnjets.train.errors import DownstreamError
 
-#: inverse L2 penalties C tried by cross-validation (ridge: alpha = 1 / C)
-PENALTY_GRID = np.logspace(-4, 3, 15)
+#: inverse L2 penalties C tried by cross-validation (ridge: alpha = 1 / C), strongest penalty first
+PENALTY_GRID = np.logspace(-4, 2, 13)
+#: Newton's method while a step, ~N D^2 + D^3 operations, stays cheap; beyond (the EFPs, or tens of
+#: thousands of jets, where the data are far from separable and L-BFGS needs few iterations)
+#: scikit-learn's L-BFGS
+NEWTON_MAX_FEATURES = 300
+NEWTON_MAX_WORK = 3e7
 
 
 class LinearHead:
@@ -57,6 +69,52 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (x - mean) / scale, mean, scale
 
 
+def _logloss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-row log loss of logits ``z`` for labels ``y`` in {0, 1}, stable for large |z|."""
+    return np.logaddexp(0.0, z) - y * z
+
+
+def logistic_newton(x: np.ndarray, y: np.ndarray, c: float, start: np.ndarray | None = None,
+                    tol: float = 1e-8, max_iter: int = 50) -> np.ndarray:
+    """``[w, b]`` minimising ``0.5 |w|^2 + c sum_i logloss(x_i . w + b, y_i)`` by damped Newton steps."""
+    n, d = x.shape
+    design = np.column_stack([x, np.ones(n)])  # (n, d + 1): the last column is the intercept
+    theta = np.zeros(d + 1) if start is None else start.copy()
+    penalty = np.ones(d + 1)
+    penalty[-1] = 0.0  # the intercept is free
+
+    def objective(t):
+        return 0.5 * np.dot(penalty * t, t) + c * _logloss(design @ t, y).sum()
+
+    value = objective(theta)
+    for _ in range(max_iter):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (design @ theta)))  # sigmoid, no overflow
+        gradient = penalty * theta + c * design.T @ (p - y)
+        if np.abs(gradient).max() < tol * max(1.0, c * n):
+            break
+        hessian = np.diag(penalty) + c * (design * (p * (1 - p))[:, None]).T @ design
+        hessian[-1, -1] += 1e-12 * max(1.0, c * n)  # a separable intercept-only direction stays solvable
+        step = scipy.linalg.solve(hessian, gradient, assume_a="pos")
+        rate = 1.0
+        while rate > 1e-8:  # backtracking: Newton steps can overshoot far from the optimum
+            candidate = theta - rate * step
+            new_value = objective(candidate)
+            if new_value <= value - 1e-4 * rate * np.dot(gradient, step):
+                break
+            rate *= 0.5
+        theta, value = candidate, new_value
+    return theta
+
+
+def logistic_path(x_train, y_train, x_val, y_val, penalties) -> np.ndarray:
+    """Validation log loss (mean) of the fit at each C, fitted from strong to weak penalty with warm starts."""
+    out, theta = [], None
+    for c in penalties:
+        theta = logistic_newton(x_train, y_train, c, theta)
+        out.append(_logloss(np.column_stack([x_val, np.ones(len(x_val))]) @ theta, y_val).mean())
+    return np.array(out)
+
+
 def fit_linear(x: np.ndarray, y: np.ndarray, *, task: Task, seed: int = 0, folds: int = 5,
                penalties: np.ndarray = PENALTY_GRID) -> tuple[LinearHead, dict]:
     """Fit an L2-regularised linear head on ``x`` (n, D), ``y`` (n,); the penalty by cross-validation.
@@ -76,13 +134,24 @@ def fit_linear(x: np.ndarray, y: np.ndarray, *, task: Task, seed: int = 0, folds
         k = int(min(folds, counts.min()))
         if k < 2:
             raise DownstreamError(f"cross-validation needs at least 2 jets of each class; got {counts.tolist()}")
-        model = LogisticRegressionCV(Cs=list(penalties), cv=StratifiedKFold(k, shuffle=True, random_state=seed),
-                                     scoring="neg_log_loss", max_iter=3000, tol=1e-5)
+        folds = StratifiedKFold(k, shuffle=True, random_state=seed).split(z, y.astype(int))
+        penalties = np.sort(np.asarray(penalties, dtype=np.float64))
+        if z.shape[1] <= NEWTON_MAX_FEATURES and len(z) * z.shape[1] ** 2 <= NEWTON_MAX_WORK:
+            losses = np.mean([logistic_path(z[fit], y[fit], z[held], y[held], penalties) for fit, held in folds],
+                             axis=0)
+            best = float(penalties[int(np.argmin(losses))])
+            theta = logistic_newton(z, y, best)
+            head = LinearHead(mean, scale, theta[:-1], float(theta[-1]), best)
+            return head, {"penalty": best, "cv_folds": k, "solver": "newton"}
+        model = LogisticRegressionCV(Cs=list(penalties), cv=list(folds), scoring="neg_log_loss", max_iter=500,
+                                     tol=1e-4, l1_ratios=(0.0,), use_legacy_attributes=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the weakest penalties on separable data
             model.fit(z, y.astype(int))
-        head = LinearHead(mean, scale, model.coef_[0].copy(), float(model.intercept_[0]), float(model.C_[0]))
-        return head, {"penalty": head.penalty, "cv_folds": k}
+        coef = np.asarray(model.coef_).reshape(-1)
+        intercept = float(np.asarray(model.intercept_).reshape(-1)[0])
+        head = LinearHead(mean, scale, coef.copy(), intercept, float(np.asarray(model.C_).reshape(-1)[0]))
+        return head, {"penalty": head.penalty, "cv_folds": k, "solver": "lbfgs"}
     model = RidgeCV(alphas=1.0 / np.asarray(penalties))
     model.fit(z, y)
     head = LinearHead(mean, scale, np.asarray(model.coef_, dtype=np.float64), float(model.intercept_),

@@ -96,3 +96,55 @@ def val_subset(n_val: int, count: int, seed: int) -> np.ndarray:
     """The validation jets used with ``count`` labelled training jets: ``max(count // 4, 200)``, nested."""
     size = min(n_val, max(count // VAL_PER_LABEL, MIN_VAL))
     return np.sort(np.random.default_rng([seed, 13]).permutation(n_val)[:size])
+
+
+def balance_classes(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Sorted rows of a class-balanced selection: every class down to the size of the smallest
+    (drawn at random from ``seed``), so a tagger cannot score by the class prior."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    rng = np.random.default_rng([seed, 17])
+    keep = [rng.choice(np.flatnonzero(labels == c), counts.min(), replace=False) for c in classes]
+    return np.sort(np.concatenate(keep))
+
+
+@dataclass
+class LabelSubsets:
+    """``subsets[k]``: sorted rows of the k-th set of ``count`` labelled jets; ``disjoint``: no row shared."""
+
+    count: int
+    subsets: list
+    disjoint: bool
+
+
+def disjoint_label_subsets(n: int, count: int, n_subsets: int, seed: int,
+                           labels: np.ndarray | None = None) -> LabelSubsets:
+    """``n_subsets`` sets of ``count`` of the ``n`` rows, disjoint while the pool allows.
+
+    With ``labels`` each set holds equal numbers of each class (``count`` must divide by the
+    number of classes). Sets are cut from one permutation (per class), so they are disjoint as
+    long as ``n_subsets * count`` rows (per class: its share) exist; beyond that every set is
+    drawn independently (overlapping) and ``disjoint`` is False. ``count = 0`` or ``count >= n``
+    means every row, ``n_subsets`` times (the spread then comes from the training seed alone).
+    """
+    rng = np.random.default_rng([seed, 23, count])
+    if count == 0 or count >= n:
+        return LabelSubsets(n, [np.arange(n) for _ in range(n_subsets)], False)
+    groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    if count % len(groups):
+        raise DownstreamError(f"{count} labels cannot be split evenly between {len(groups)} classes; use a "
+                              f"multiple of {len(groups)}")
+    share = count // len(groups)
+    if any(len(group) < share for group in groups):
+        raise DownstreamError(f"{count} balanced labels need {share} jets of each class; the pool holds "
+                              f"{[len(group) for group in groups]}")
+    disjoint = all(len(group) >= share * n_subsets for group in groups)
+    orders = [rng.permutation(group) for group in groups]
+    subsets = []
+    for k in range(n_subsets):
+        if disjoint:
+            parts = [order[k * share:(k + 1) * share] for order in orders]
+        else:
+            parts = [rng.choice(group, share, replace=False) for group in groups]
+        subsets.append(np.sort(np.concatenate(parts)))
+    return LabelSubsets(count, subsets, disjoint)

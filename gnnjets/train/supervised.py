@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from gnnjets.augment.base import configure_transform
 from gnnjets.checkpoint import CheckpointError, load_checkpoint, restore_training_state, save_checkpoint, training_state
 from gnnjets.data import JetSet
 from gnnjets.nn.heads import BackboneWithHead
@@ -30,14 +31,20 @@ from gnnjets.train.schedule import lr_factor
 def train_supervised(model: BackboneWithHead, train: JetSet, y_train: np.ndarray, val: JetSet, y_val: np.ndarray, *,
                      task: Task, optim: SupervisedOptim, backbone_lr_factor: float, device: torch.device, seed: int,
                      checkpoint: Path, run_key: dict, resume: bool = False, progress: bool = False,
-                     desc: str = "train", stop_after: int | None = None) -> tuple[BackboneWithHead, dict]:
+                     desc: str = "train", stop_after: int | None = None,
+                     transform=None) -> tuple[BackboneWithHead, dict]:
     """Backbone + head trained on graphs; the weights with the lowest val loss are returned.
+
+    ``transform``: an augmentation applied to every training batch (its generator is seeded from
+    ``seed`` and the epoch, so a resumed run draws the same); validation batches are never augmented.
 
     A checkpoint (weights, optimiser, scheduler, epoch, best weights, RNG) is written atomically
     after every epoch; with ``resume`` a run continues after the last completed epoch.
     ``run_key`` (method, labels, seed, ...) is stored and must match on resume. ``stop_after``:
     leave after that many epochs (checkpoint written, as a kill after it would), for tests.
     """
+    generator = torch.Generator()
+    transform = configure_transform(transform, generator=generator)
     steps_per_epoch = math.ceil(len(train) / optim.batch_size)
     epochs = max(optim.epochs, math.ceil(optim.min_steps / steps_per_epoch))
     total = epochs * steps_per_epoch
@@ -79,7 +86,10 @@ def train_supervised(model: BackboneWithHead, train: JetSet, y_train: np.ndarray
     model.train()
     clock = time.perf_counter()
     for epoch in range(start_epoch, epochs):
+        generator.manual_seed(seed * 100_003 + epoch)
         for order, batch in train.batches(optim.batch_size, shuffle=True, seed=seed * 100_003 + epoch):
+            if transform is not None:
+                batch = transform(batch)
             output = model(batch.to(device, non_blocking=True))
             loss = task_loss(task, output, y_train_t[order].to(device), model.head.out_scale)
             if not torch.isfinite(loss):
