@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import uproot
 
-from gnnjets.base.outputs import atomic_output
+from gnnjets.base.outputs import OutputPathError, atomic_output
 from gnnjets.checkpoint import load_backbone
 from gnnjets.data import JetDataset, make_loader
 from gnnjets.graphs import GraphConfig
@@ -199,18 +199,25 @@ def _nan_if_empty(h: torch.Tensor, batch) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------- output files
 def output_format(path: str | Path, format: str | None = None) -> str:
-    """The format to write ``path`` in: ``format`` if given, else from the suffix, else ``"root"``.
+    """The format to write ``path`` in: ``format`` if given, else from the suffix.
 
-    A ``format`` that contradicts a known suffix (``out.npz`` with ``"root"``) is refused.
+    A suffix that names no format (``out.csv``) without ``format``, and a ``format`` that
+    contradicts a known suffix (``out.npz`` with ``"root"``), are refused: nothing is written in a
+    format its name does not say.
     """
-    implied = SUFFIX_FORMATS.get(Path(path).suffix.lower())
+    suffix = Path(path).suffix.lower()
+    implied = SUFFIX_FORMATS.get(suffix)
     if format is None:
-        return implied or "root"
+        if implied is None:
+            raise OutputPathError(f"output {path}: {'the suffix ' + repr(suffix) if suffix else 'no suffix'} names no "
+                                  f"embedding format; use .root (a friend tree), .npz or .parquet "
+                                  f"(e.g. {Path(path).with_suffix('.root')}), or give the format explicitly")
+        return implied
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+        raise OutputPathError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
     if implied is not None and implied != format:
-        raise ValueError(f"output {path} has the suffix of {implied} but the format asked for is {format}; "
-                         f"rename it (e.g. {Path(path).with_suffix('.' + format)}) or drop the format")
+        raise OutputPathError(f"output {path} has the suffix of {implied} but the format asked for is {format}; "
+                              f"rename it (e.g. {Path(path).with_suffix('.' + format)}) or drop the format")
     return format
 
 
