@@ -176,7 +176,7 @@ def run_downstream(config: DownstreamConfig | dict | str | Path, *, resume: bool
             prediction, info, model = method.fit(count, subsets[count], val_subset(len(val), count, seed))
             metrics = task.evaluate(prediction, test.attrs, energy_bins=config.energy.bins)
             results.append({"method": method.name, "head": method.head, "labels": count, "metrics": metrics,
-                            "train": info})
+                            "uncertainty": task.bootstrap(prediction, test.attrs), "train": info})
             if count == counts[-1]:
                 predictions[method.name] = prediction
             if model is not None:
@@ -202,7 +202,7 @@ def run_downstream(config: DownstreamConfig | dict | str | Path, *, resume: bool
         tmp.write_text(json.dumps(summary, indent=2, default=float, allow_nan=True))
     report.save_predictions(out_dir / "predictions.npz", predictions, test)
     try:  # plots never cost results: results.json is already written
-        files.update(report.make_plots(task, config, counts, results, predictions, test, out_dir))
+        files.update(report.make_plots(task, counts, results, predictions, test.attrs, out_dir))
     except Exception as err:  # noqa: BLE001 - matplotlib raises many types
         log.warning("plots not written: %s: %s", type(err).__name__, err)
     with atomic_output(out_dir / "results.json") as tmp:  # again, with the plots' files
