@@ -11,6 +11,7 @@ each result, :meth:`gnnjets.tasks.tasks.Task.bootstrap`).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,9 @@ def roc_band(label, score, *, resamples: int = 30, seed: int = 0) -> tuple[np.nd
     if not curves:
         nan = np.full_like(_EFFICIENCY_GRID, np.nan)
         return _EFFICIENCY_GRID, nan, nan
-    low, high = np.nanpercentile(np.array(curves), [16, 84], axis=0)
+    with warnings.catch_warnings():  # efficiencies where every resample rejects all background: NaN, not drawn
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(np.array(curves), [16, 84], axis=0)
     return _EFFICIENCY_GRID, low, high
 
 
