@@ -56,7 +56,7 @@ def _integer(name: str, minimum: int):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="detector-sim", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="detector-sim", description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"%(prog)s (gnnjets {__version__})")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate events and write jet replicas to a ROOT file")

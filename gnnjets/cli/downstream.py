@@ -17,15 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gnnjets.base.cli import add_common_arguments, run_command
+from gnnjets.base.cli import add_common_arguments, plain_text, run_command
 
 PROG = "gnnjets-downstream"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__.split("\n\n")[0]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+                                     epilog=plain_text(__doc__.split("\n\n", 1)[1]))
     parser.add_argument("--task", required=True, choices=("qg", "energy", "top"))
     parser.add_argument("--config", help="downstream config: a YAML path or a shipped name (default: the task's, "
                                          "configs/downstream/<task>.yaml)")

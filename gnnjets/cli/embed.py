@@ -31,14 +31,14 @@ import sys
 import time
 from pathlib import Path
 
-from gnnjets.base.cli import add_common_arguments, run_command
+from gnnjets.base.cli import add_common_arguments, plain_text, run_command
 from gnnjets.base.errors import GnnjetsError
 
 PROG = "gnnjets-embed"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__.split("\n\n")[0]),
                                      epilog="See the module docstring (python -m pydoc gnnjets.cli.embed) for "
                                             "reading the output as a friend tree.")
     parser.add_argument("checkpoint", nargs="?", help="a gnnjets checkpoint (e.g. runs/qg20k/last.pt)")

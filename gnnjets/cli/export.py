@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gnnjets.base.cli import add_common_arguments, run_command
+from gnnjets.base.cli import add_common_arguments, plain_text, run_command
 
 PROG = "gnnjets-export"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__.split("\n\n")[0]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+                                     epilog=plain_text(__doc__.split("\n\n", 1)[1]))
     parser.add_argument("checkpoint", help="a gnnjets checkpoint (pretraining, or a downstream model with --head)")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
     parser.add_argument("--head", action="store_true", help="include the downstream head: the output is its score")

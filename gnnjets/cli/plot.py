@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gnnjets.base.cli import add_common_arguments, run_command
+from gnnjets.base.cli import add_common_arguments, plain_text, run_command
 
 PROG = "gnnjets-plot"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__.split("\n\n")[0]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+                                     epilog=plain_text(__doc__.split("\n\n", 1)[1]))
     parser.add_argument("results", metavar="results.json", help="the results.json of a gnnjets-downstream run")
     parser.add_argument("--out", metavar="DIR", default=None, help="folder for the plots (default: beside results.json)")
     add_common_arguments(parser)

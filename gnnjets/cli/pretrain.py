@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gnnjets.base.cli import add_common_arguments, run_command
+from gnnjets.base.cli import add_common_arguments, plain_text, run_command
 
 PROG = "gnnjets-pretrain"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__.split("\n\n")[0]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+                                     epilog=plain_text(__doc__.split("\n\n", 1)[1]))
     parser.add_argument("--config", default="default",
                         help="pretraining config: a YAML path or a shipped name (default: default)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
