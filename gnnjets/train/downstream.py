@@ -278,7 +278,8 @@ def _methods(config: DownstreamConfig, task, source: BackboneSource, cache: Arra
         settings = efp.efp_settings(task.name, config.efp)
         features = {name: file_features(cache, "efp", jets, settings, config,
                                         lambda paths: efp.efp_features(paths, replica=config.data.replica,
-                                                                       tree=config.data.tree, **settings))
+                                                                       tree=config.data.tree, progress=progress,
+                                                                       **settings))
                     for name, jets in (("train", train), ("val", val), ("test", test))}
         methods.append(feature_method("efp", features, {"n_efps": int(features["train"].shape[1])}))
     if "em" in config.baselines:

@@ -37,6 +37,14 @@ def test_pretraining_never_replaces_an_earlier_run_unasked(sim_qg_file, tmp_path
     assert code == 2 and err.count("\n") == 1 and "--resume" in err and "--overwrite" in err
     result = pretrain(small_config(sim_qg_file, run, optim={"max_steps": 1}), overwrite=True)
     assert result.step == 1
+    # the checkpoint explains itself: versions, code, training files with their signatures, config
+    from gnnjets.checkpoint import load_checkpoint
+    from gnnjets.modelcard import content_signature
+
+    card = load_checkpoint(result.checkpoint)["model_card"]
+    assert card["kind"] == "pretraining" and card["versions"]["torch"].startswith("2.13")
+    assert card["training_files"] == [{"path": str(sim_qg_file), "signature": content_signature(sim_qg_file)}]
+    assert card["config"]["optim"]["max_steps"] == 1 and "git_commit" in card
 
 
 def test_downstream_never_replaces_an_earlier_run_and_says_when_nothing_resumes(tmp_path, tiny_checkpoint, capsys):
