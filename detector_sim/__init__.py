@@ -1,3 +1,5 @@
 """detector_sim: Pythia8 jets through a fast COCOA-like calorimeter + tracker, as seeded replicas."""
 
-__version__ = "0.1.0"
+from gnnjets import __version__  # one version for both packages (pyproject reads it there)
+
+__all__ = ["__version__"]

@@ -25,6 +25,8 @@ from tqdm import tqdm
 from detector_sim.config import ConfigError, load_config
 from detector_sim.simulate import ShardStats, shard_plan, simulate_shard
 from detector_sim.writer import JetWriter, read_provenance
+from gnnjets import __version__
+from gnnjets.base.errors import UnreadableFileError
 from gnnjets.base.outputs import OutputPathError, check_output_path
 
 EXIT_USAGE = 2
@@ -54,7 +56,8 @@ def _integer(name: str, minimum: int):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="detector-sim", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="detector-sim", description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser.add_argument("--version", action="version", version=f"%(prog)s (gnnjets {__version__})")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate events and write jet replicas to a ROOT file")
     gen.add_argument("--config", required=True, help="simulation config YAML (configs/sim/qg.yaml, top.yaml, qcd.yaml)")
@@ -118,11 +121,26 @@ def info(args) -> int:
     path = Path(args.path)
     if not path.is_file():
         raise OutputPathError(f"{path} does not exist")
-    provenance = read_provenance(path)
-    with uproot.open(path) as file:
-        tree = file["jets"]
-        arrays = tree.arrays(["label", "jet_pt", "truth_pt", "ncell", "ntrack"], library="np")
-    print(json.dumps({k: provenance[k] for k in ("config_file", "seed", "replicas", "counts", "versions") if k in provenance}, indent=1))
+    try:  # a damaged or foreign file is one line, not uproot's traceback
+        with uproot.open(path) as file:
+            trees = sorted(k.split(";")[0] for k, c in file.classnames().items() if c == "TTree")
+            if "jets" not in trees:
+                raise UnreadableFileError(f"{path} holds no TTree 'jets' (TTrees: {', '.join(trees) or 'none'}); "
+                                          f"it is not a detector-sim output")
+            arrays = file["jets"].arrays(["label", "jet_pt", "truth_pt", "ncell", "ntrack"], library="np")
+            has_provenance = "provenance" in file
+        provenance = read_provenance(path) if has_provenance else None
+    except UnreadableFileError:
+        raise
+    except Exception as error:  # uproot and the decompressors raise many types
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
+        raise UnreadableFileError(f"{path} is not a readable detector-sim file ({reason}); it may be truncated or "
+                                  f"damaged: regenerate it") from None
+    if provenance is None:
+        print(f"{path}: no provenance (not written by detector-sim, or by a version without it)")
+    else:
+        print(json.dumps({k: provenance[k] for k in ("config_file", "seed", "replicas", "counts", "versions")
+                          if k in provenance}, indent=1))
     if len(arrays["label"]):
         print(f"entries {len(arrays['label'])}, label=1 fraction {np.mean(arrays['label'] == 1):.3f}, "
               f"median cells {np.median(arrays['ncell']):.0f}, median tracks {np.median(arrays['ntrack']):.0f}")
@@ -134,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return generate(args) if args.command == "generate" else info(args)
-    except (ConfigError, OutputPathError) as err:
+    except (ConfigError, OutputPathError, UnreadableFileError) as err:
         print(f"detector-sim: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     run = out / "pretrain"
-    code = pretrain_cli.main(["--config", "configs/pretrain/default.yaml", "--set", "data.train=[data/qg_small.root]",
+    code = pretrain_cli.main(["--config", "default", "--overwrite", "--set", "data.train=[data/qg_small.root]",
                               "--set", f"data.val={sample}", "--set", f"optim.max_steps={args.steps}",
                               "--set", f"train.out_dir={run}", "--set", f"train.probe_every={args.steps}",
                               "--set", f"train.log_every={math.gcd(10, args.steps)}",
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for task, baselines in (("qg", "efp"), ("energy", "em calib")):
         start = time.perf_counter()
         code = downstream_cli.main(["--task", task, "--backbone", str(run / "last.pt"), "--train", str(sample),
-                                    "--baseline", *baselines.split(), "--out", str(out / f"downstream_{task}"),
+                                    "--baseline", *baselines.split(), "--out", str(out / f"downstream_{task}"), "--overwrite",
                                     "--set", "data.test_fraction=0.3", "--set", f"run.cache_dir={out / 'cache'}",
                                     "--set", "run.progress=false"])
         if code:

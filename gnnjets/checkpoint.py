@@ -49,11 +49,12 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint safely (``weights_only=True``) and check that it is one of ours."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist" if not path.is_dir() else
+                              f"checkpoint {path} is a folder; give the .pt file in it (e.g. {path / 'last.pt'})")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # pickle errors come in many types
-        raise CheckpointError(f"{path} is not a loadable gnnjets checkpoint ({type(err).__name__}: {err})") from None
+    except Exception as err:  # pickle, zip and torch errors come in many types
+        raise CheckpointError(f"{path} is not a gnnjets checkpoint: {_why_unloadable(path, err)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a gnnjets checkpoint (no 'format: {FORMAT}' field)")
     if payload.get("format_version") != FORMAT_VERSION:
@@ -63,6 +64,23 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} was trained on ROOT schema version {payload.get('schema_version')}, "
                               f"this gnnjets reads schema version {SCHEMA_VERSION}")
     return payload
+
+
+def _why_unloadable(path: Path, error: BaseException) -> str:
+    """One line on why ``torch.load(weights_only=True)`` refused a file, without torch's advice to
+    retry with ``weights_only=False`` (that option runs whatever code the file holds)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head == b"root":
+        return "it is a ROOT file (a checkpoint is the .pt file a training writes; check the order of the arguments)"
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        return "it is not a PyTorch file at all (a text file, or another format)"
+    if "Weights only load failed" in str(error):
+        return ("it holds Python objects besides tensors and plain data, which gnnjets never loads (loading them "
+                "could run code); it was not written by gnnjets")
+    if head[:2] == b"PK" and ("zip" in str(error) or "central directory" in str(error)):
+        return "the file is truncated or damaged (an interrupted copy?); copy it again or re-run the training"
+    return f"torch cannot read it ({type(error).__name__}: {' '.join(str(error).split())[:120]})"
 
 
 def training_state(model, optimizer, scheduler, **extra) -> dict:

@@ -31,36 +31,39 @@ batch size and the order (each jet's h depends on its own graph only; rows agree
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import torch
-import uproot
+from tqdm import tqdm
 
-from gnnjets.base.outputs import atomic_output
 from gnnjets.checkpoint import load_backbone
 from gnnjets.data import JetDataset, make_loader
-from gnnjets.graphs import GraphConfig
+from gnnjets.embedding_files import (EMBEDDING_TREE, FORMATS, SUFFIX_FORMATS, output_format, read_embeddings,
+                                     write_embeddings)
+from gnnjets.graphs import GRAPH_BRANCHES, GraphConfig, build_graphs
+from gnnjets.io.mapping import IDENTITY, load_mapping
 from gnnjets.io.provenance import check_schema_versions
-from gnnjets.io.reader import expand_paths
-from gnnjets.io.schema import PROVENANCE_KEY, SCHEMA_VERSION
+from gnnjets.io.reader import expand_paths, read_jets
+from gnnjets.io.schema import SCHEMA_VERSION
+from gnnjets.io.values import check_values
 from gnnjets.nn.backbone import graph_index
 from gnnjets.nn.config import ModelConfig
 from gnnjets.runtime import resolve_device
-from gnnjets.train.inference import run_batches
+from gnnjets.train.inference import NoBatchError, run_batches
 
-#: the name of the TTree written by :func:`write_embeddings`
-EMBEDDING_TREE = "embedding"
-#: output formats of :func:`write_embeddings`, and the file suffixes that imply them
-FORMATS = ("root", "npz", "parquet")
-SUFFIX_FORMATS = {".root": "root", ".npz": "npz", ".parquet": "parquet", ".pq": "parquet"}
+__all__ = ["Embedder", "EmptyJetsWarning", "ID_DTYPES", "EMBEDDING_TREE", "FORMATS", "SUFFIX_FORMATS",
+           "output_format", "write_embeddings", "read_embeddings"]
+
 #: the ids of every row, and their dtypes (those of the schema branches)
 ID_DTYPES = {"entry": np.int64, "event_id": np.int64, "jet_index": np.int32, "replica": np.int32}
-#: entries per basket of the embedding tree: ~25 MB of h at D = 128
-_BASKET_ENTRIES = 50_000
+#: arrays in memory without a mapping: schema field names, and what a coffea-style record lacks is
+#: filled (ids, labels, truth, cell noise, track positions at the layers) as for foreign files
+IN_MEMORY = dataclasses.replace(IDENTITY, name="in-memory", fill_missing=True, source="<in-memory array>")
 
 
 class EmptyJetsWarning(UserWarning):
@@ -91,7 +94,8 @@ class Embedder:
 
     def __init__(self, backbone: torch.nn.Module, graph_config: GraphConfig | dict, *,
                  model_config: ModelConfig | None = None, device: str | torch.device = "auto",
-                 checkpoint: str | Path | None = None, schema_version: int = SCHEMA_VERSION):
+                 checkpoint: str | Path | None = None, schema_version: int = SCHEMA_VERSION,
+                 signature: str | None = None):
         if not isinstance(backbone, torch.nn.Module):
             raise TypeError(f"'backbone' must be a torch.nn.Module, not {type(backbone).__name__}")
         self.graph_config: GraphConfig = (GraphConfig.from_dict(graph_config) if isinstance(graph_config, dict)
@@ -105,6 +109,8 @@ class Embedder:
         self.backbone = backbone.to(self.device).eval()
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.schema_version = schema_version
+        #: the checkpoint's content signature (gnnjets.checkpoint.file_hash), recorded in outputs
+        self.signature = signature
 
     @property
     def dim(self) -> int:
@@ -126,7 +132,7 @@ class Embedder:
         """
         loaded = load_backbone(path)
         return cls(loaded.backbone, loaded.graph_config, model_config=loaded.model_config, device=device,
-                   checkpoint=loaded.path, schema_version=loaded.schema_version)
+                   checkpoint=loaded.path, schema_version=loaded.schema_version, signature=loaded.sha256_16)
 
     # ------------------------------------------------------------------------------ embedding
     @torch.no_grad()  # not inference_mode: its tensors cannot feed a downstream model's autograd
@@ -143,7 +149,8 @@ class Embedder:
         return torch.from_numpy(h)
 
     def embed_file(self, path, *, mapping=None, tree: str | None = None, batch_size: int = 512,
-                   replica: int | None = None, num_workers: int = 0) -> tuple[np.ndarray, dict]:
+                   replica: int | None = None, num_workers: int = 0,
+                   progress: bool = False) -> tuple[np.ndarray, dict]:
         """(h, ids) of every record of a ROOT file (or list / glob of files), in file order.
 
         Args:
@@ -152,6 +159,7 @@ class Embedder:
             batch_size: graphs per forward pass; changes the speed and memory, not the rows.
             replica: keep only that replica's entries (one row per jet); ``None``: every entry.
             num_workers: DataLoader processes building graphs beside the forward pass.
+            progress: a tqdm bar over the jets on stderr.
 
         Returns:
             h, numpy float32 (n, D), and ids, a dict of numpy arrays (see the module docstring).
@@ -172,8 +180,8 @@ class Embedder:
                 yield None, batch
 
         try:
-            h = run_batches(self.backbone, batches(), device=self.device, transform=_nan_if_empty)
-        except ValueError:  # no batch: no entries selected
+            h = run_batches(self.backbone, batches(), device=self.device, transform=_nan_if_empty, progress=progress)
+        except NoBatchError:  # no entries selected (an unreadable file is not that: its error passes)
             h = np.zeros((0, self.dim), np.float32)
         ids = {name: (np.concatenate(parts) if parts else np.zeros(0)).astype(ID_DTYPES.get(name, np.int32))
                for name, parts in columns.items()}
@@ -182,6 +190,73 @@ class Embedder:
             where = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)"
             warnings.warn(f"{empty} of {len(h)} records of {where} have no cells and no tracks (a graph without "
                           f"nodes): their rows of h are NaN", EmptyJetsWarning, stacklevel=2)
+        return h, ids
+
+    def iter_embed(self, path, step_size: int = 10_000, *, mapping=None, tree: str | None = None,
+                   batch_size: int = 512, replica: int | None = None,
+                   progress: bool = False) -> Iterator[tuple[np.ndarray, dict]]:
+        """Yield ``(h, ids)`` chunk by chunk (at most ``step_size`` entries each), with flat memory.
+
+        The rows of all chunks together are those of :meth:`embed_file` (same order, same values);
+        only one chunk's jets, graphs and h are held at a time, so files of any size can be
+        embedded and written out piece by piece. Arguments as for :meth:`embed_file`; ``ids`` also
+        carries ``file_index`` when several files are read.
+        """
+        files = expand_paths(path)
+        self.check_schema(files)
+        chunks = read_jets(files, tree=tree, mapping=mapping, branches=GRAPH_BRANCHES, step_size=step_size)
+        per_jet = chunks.mapping.layout == "jets"  # else records are jets cut out of events: no known total
+        with tqdm(total=chunks.num_entries if per_jet else None, unit="jet", desc="embed", disable=not progress,
+                  leave=False) as bar:
+            for records in chunks:
+                bar.update(len(records))
+                if replica is not None:
+                    records = records[ak.to_numpy(records["replica"]) == replica]
+                if len(records):
+                    yield self._embed_records(records, batch_size, with_file_index=len(files) > 1)
+
+    def embed_arrays(self, arrays: ak.Array, mapping=None, *, batch_size: int = 512) -> tuple[np.ndarray, dict]:
+        """(h, ids) of jets already in memory: an awkward array of records, one per jet (or per event).
+
+        Args:
+            arrays: records with schema field names (``cell_e``, ``cell_eta``, ..., ``jet_pt``,
+                ``jet_eta``, ``jet_phi``), as :func:`gnnjets.io.read_jets` yields them or as an
+                analysis (a coffea processor) builds them; fields it lacks are filled as for
+                foreign files (ids, cell noise from the layer, track positions at the layers).
+                Or foreign names with ``mapping``.
+            mapping: ``None`` (schema names), a shipped mapping name (``"cocoa"``), a YAML path or a
+                :class:`~gnnjets.io.mapping.BranchMapping`; a ``layout: events`` mapping cuts events
+                into jets by Delta R.
+
+        Returns:
+            h (n, D) float32, one row per jet, and ids (``entry``: the record's position in
+            ``arrays``, ``event_id``, ``jet_index``, ``replica``). Values are checked as the reader
+            checks them (NaN, inf, physical ranges).
+        """
+        if not isinstance(arrays, ak.Array) or not arrays.fields:
+            raise TypeError(f"embed_arrays takes an awkward Array of records (fields cell_e, cell_eta, ...), "
+                            f"not {type(arrays).__name__}")
+        mapping = IN_MEMORY if mapping is None else load_mapping(mapping)
+        plan = mapping.plan(arrays.fields, GRAPH_BRANCHES, "<in-memory array>")
+        columns, entry = plan.convert({name: arrays[name] for name in plan.branches},
+                                      np.arange(len(arrays), dtype=np.int64))
+        check_values(columns, mapping, lambda record: (f"at record {int(entry[record])} of the array",
+                                                       "drop that record"))
+        columns["entry"] = entry
+        columns["source_file_index"] = np.zeros(len(entry), dtype=np.int32)
+        if not len(entry):
+            return np.zeros((0, self.dim), np.float32), {name: np.zeros(0, dtype) for name, dtype in ID_DTYPES.items()}
+        return self._embed_records(ak.zip(columns, depth_limit=1), batch_size)
+
+    def _embed_records(self, records: ak.Array, batch_size: int, with_file_index: bool = False):
+        """(h, ids) of one chunk of schema records, in record order."""
+        graphs = build_graphs(records, self.graph_config)
+        starts = range(0, len(graphs), batch_size)
+        batches = ((None, graphs.batch(torch.arange(start, min(start + batch_size, len(graphs))))) for start in starts)
+        h = run_batches(self.backbone, batches, len(graphs), device=self.device, transform=_nan_if_empty)
+        ids = {name: ak.to_numpy(records[name]).astype(dtype) for name, dtype in ID_DTYPES.items()}
+        if with_file_index:
+            ids["file_index"] = ak.to_numpy(records["source_file_index"]).astype(np.int32)
         return h, ids
 
     def check_schema(self, paths) -> None:
@@ -197,84 +272,3 @@ def _nan_if_empty(h: torch.Tensor, batch) -> torch.Tensor:
     return h.float().masked_fill(empty[:, None], float("nan"))
 
 
-# ---------------------------------------------------------------------------------- output files
-def output_format(path: str | Path, format: str | None = None) -> str:
-    """The format to write ``path`` in: ``format`` if given, else from the suffix, else ``"root"``.
-
-    A ``format`` that contradicts a known suffix (``out.npz`` with ``"root"``) is refused.
-    """
-    implied = SUFFIX_FORMATS.get(Path(path).suffix.lower())
-    if format is None:
-        return implied or "root"
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
-    if implied is not None and implied != format:
-        raise ValueError(f"output {path} has the suffix of {implied} but the format asked for is {format}; "
-                         f"rename it (e.g. {Path(path).with_suffix('.' + format)}) or drop the format")
-    return format
-
-
-def write_embeddings(path: str | Path, h: np.ndarray, ids: dict, *, format: str | None = None,
-                     provenance: dict | None = None) -> Path:
-    """Write h and its ids to ``path`` atomically (temp name in the same folder, renamed when complete).
-
-    Formats (``format``, default from the suffix, else ROOT):
-
-    ``root``
-        a TTree :data:`EMBEDDING_TREE` with one entry per row: ``h`` (fixed-size ``float[D]``) and
-        one branch per id. With one row per input entry it is a friend of the input tree; the JSON
-        ``provenance`` is stored as a string next to it.
-    ``npz``
-        arrays ``h`` and the ids, plus ``provenance`` (a JSON string); ``numpy.load`` reads it
-        without pickle.
-    ``parquet``
-        one record per row (``h``: a fixed-size list) via ``awkward.to_parquet``; the provenance
-        is the array parameter ``gnnjets_provenance``.
-    """
-    path = Path(path)
-    format = output_format(path, format)
-    h = np.ascontiguousarray(h, dtype=np.float32)
-    if h.ndim != 2:
-        raise ValueError(f"h must be a 2-D array (rows, D), not of shape {h.shape}")
-    ids = {name: np.asarray(values) for name, values in ids.items()}
-    for name, values in ids.items():
-        if values.shape != (len(h),):
-            raise ValueError(f"ids[{name!r}] has shape {values.shape}, h has {len(h)} rows")
-    text = json.dumps(provenance or {}, sort_keys=True)
-    with atomic_output(path) as tmp:
-        if format == "root":
-            with uproot.recreate(tmp) as file:
-                types = {"h": np.dtype((np.float32, (h.shape[1],))), **{k: v.dtype for k, v in ids.items()}}
-                file.mktree(EMBEDDING_TREE, types, title=f"gnnjets embedding h (D = {h.shape[1]})")
-                for start in range(0, len(h), _BASKET_ENTRIES):
-                    stop = start + _BASKET_ENTRIES
-                    file[EMBEDDING_TREE].extend({"h": h[start:stop], **{k: v[start:stop] for k, v in ids.items()}})
-                file[PROVENANCE_KEY] = text
-        elif format == "npz":
-            with open(tmp, "wb") as handle:  # a handle: savez would append .npz to a name
-                np.savez(handle, h=h, **ids, provenance=np.array(text))
-        else:
-            records = ak.zip({"h": ak.from_numpy(h), **ids}, depth_limit=1)
-            ak.to_parquet(ak.with_parameter(records, "gnnjets_provenance", text), tmp)
-    return path
-
-
-def read_embeddings(path: str | Path, *, format: str | None = None) -> tuple[np.ndarray, dict]:
-    """(h, ids) from a file written by :func:`write_embeddings` (format from the suffix unless given)."""
-    path = Path(path)
-    format = output_format(path, format)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such embedding file: {path}")
-    if format == "root":
-        with uproot.open(path) as file:
-            if EMBEDDING_TREE not in file:
-                raise ValueError(f"{path} holds no TTree {EMBEDDING_TREE!r}; was it written by gnnjets-embed?")
-            columns = file[EMBEDDING_TREE].arrays(library="np")
-    elif format == "npz":
-        with np.load(path, allow_pickle=False) as data:
-            columns = {name: data[name] for name in data.files if name != "provenance"}
-    else:
-        records = ak.from_parquet(path)
-        columns = {name: ak.to_numpy(records[name]) for name in records.fields}
-    h = np.asarray(columns.pop("h"), dtype=np.float32)
-    return h, columns

@@ -251,7 +251,9 @@ def test_interrupted_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch
 
 def test_output_format_follows_the_suffix_and_refuses_contradictions():
     assert output_format("a.root") == "root" and output_format("a.pq") == "parquet"
-    assert output_format("a.h5") == "root" and output_format("a.h5", "npz") == "npz"
+    assert output_format("a.h5", "npz") == "npz"
+    with pytest.raises(ValueError, match=r"a.csv: the suffix '.csv' names no embedding format; use .root"):
+        output_format("a.csv")  # never a ROOT file named .csv
     with pytest.raises(ValueError, match="suffix of npz but the format asked for is root"):
         output_format("a.npz", "root")
 
@@ -267,7 +269,7 @@ def test_missing_checkpoint_is_refused(tmp_path, sim_qg_file, capsys):
 
 
 def test_a_file_that_is_no_checkpoint_is_refused(sim_qg_file, tmp_path):
-    with pytest.raises(CheckpointError, match="is not a loadable gnnjets checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a gnnjets checkpoint: it is a ROOT file"):
         Embedder.from_checkpoint(sim_qg_file)
     other = tmp_path / "weights.pt"
     torch.save({"weight": torch.zeros(3)}, other)
@@ -288,9 +290,10 @@ def test_a_checkpoint_with_a_pickled_object_cannot_run_code(tmp_path):
     path = tmp_path / "shared.pt"
     torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "config": tiny_config(),
                 "payload": _RunsCodeWhenUnpickled(marker)}, path)
-    with pytest.raises(CheckpointError, match="not a loadable gnnjets checkpoint"):
+    with pytest.raises(CheckpointError, match="holds Python objects besides tensors") as error:
         Embedder.from_checkpoint(path)
     assert not marker.exists()
+    assert "weights_only" not in str(error.value) and "\n" not in str(error.value)  # never the unsafe advice
 
 
 def test_checkpoint_of_another_schema_version_is_refused(tmp_path):
@@ -361,3 +364,67 @@ def test_threads_option_sets_torch_threads_and_refuses_zero(checkpoint, sim_qg_f
         torch.set_num_threads(before)
     code = embed_cli.main([str(checkpoint), str(sim_qg_file), "--out", str(tmp_path / "x.npz"), "--threads", "0"])
     assert code == 2 and "--threads must be at least 1" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- arrays, streaming, CLI mistakes
+def test_iter_embed_streams_the_rows_of_embed_file(embedder, embedded, sim_qg_file):
+    h, ids = embedded
+    parts = list(embedder.iter_embed(sim_qg_file, step_size=7))
+    assert len(parts) > 1 and all(len(part[0]) <= 7 for part in parts)
+    np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([p[1]["entry"] for p in parts]), ids["entry"])
+
+
+def test_embed_arrays_of_jets_in_memory(embedder, embedded, sim_qg_file):
+    from gnnjets.io import read_all
+
+    h, _ = embedded
+    jets = read_all(sim_qg_file)
+    same, ids = embedder.embed_arrays(jets)
+    np.testing.assert_allclose(same, h, rtol=1e-5, atol=1e-6)
+    assert ids["entry"].tolist() == list(range(len(jets)))
+    # an analysis's own records: only the jet axis, cells and tracks; the rest is filled
+    names = ["jet_pt", "jet_eta", "jet_phi", "cell_e", "cell_eta", "cell_phi", "cell_layer", "track_pt", "track_eta",
+             "track_phi"]
+    minimal = ak.zip({name: jets[name] for name in names}, depth_limit=1)
+    rows, _ = embedder.embed_arrays(minimal)
+    assert rows.shape == h.shape and np.isfinite(rows).all()
+    broken = ak.zip({**{name: jets[name] for name in names}, "jet_pt": jets["jet_pt"] * 0 + 1e9}, depth_limit=1)
+    with pytest.raises(ValueError, match="1e\\+09 in branch 'jet_pt' at record 0 of the array: outside the physical"):
+        embedder.embed_arrays(broken)
+    with pytest.raises(TypeError, match="awkward Array of records"):
+        embedder.embed_arrays(np.zeros(3))
+
+
+def test_swapped_arguments_and_unknown_suffixes_are_refused(checkpoint, sim_qg_file, tmp_path, capsys):
+    """Issue case 8: arguments swapped; --out x.csv."""
+    code = embed_cli.main([str(sim_qg_file), str(checkpoint), "--out", str(tmp_path / "e.root")])
+    err = capsys.readouterr().err
+    assert code == 2 and "the checkpoint comes first" in err and err.count("\n") == 1
+    code = embed_cli.main([str(checkpoint), str(sim_qg_file), "--out", str(tmp_path / "e.csv"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'.csv' names no embedding format" in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_text_file_as_checkpoint_is_one_line(sim_qg_file, tmp_path, capsys):
+    """Issue case 7: no torch internals, no advice to load unsafely."""
+    text = tmp_path / "notes.pt"
+    text.write_text("my checkpoint notes\n")
+    code = embed_cli.main([str(text), str(sim_qg_file), "--out", str(tmp_path / "e.root")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is not a PyTorch file at all" in err and "weights_only" not in err
+
+
+def test_outputs_record_the_checkpoint_signature_and_info_shows_the_card(checkpoint, sim_qg_file, tmp_path, capsys):
+    from gnnjets.checkpoint import file_hash
+
+    out = tmp_path / "e.npz"
+    assert embed_cli.main([str(checkpoint), str(sim_qg_file), "--out", str(out), "--device", "cpu", "-q"]) == 0
+    with np.load(out) as saved:
+        provenance = json.loads(str(saved["provenance"]))
+    assert provenance["checkpoint_signature"] == file_hash(checkpoint)
+    capsys.readouterr()
+    assert embed_cli.main(["--info", str(checkpoint)]) == 0
+    info = capsys.readouterr().out
+    assert f"signature {file_hash(checkpoint)}" in info and "ROOT schema 1" in info

@@ -26,6 +26,11 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def plain_text(text: str) -> str:
+    """A docstring paragraph for ``--help``: RST literals (double backticks) shown as plain text."""
+    return text.replace("``", "")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """``--version``, ``-v/--verbose``, ``-q/--quiet``."""
     parser.add_argument("--version", action="version", version=f"%(prog)s (gnnjets {__version__})")

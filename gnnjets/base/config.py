@@ -21,6 +21,7 @@ import yaml
 from gnnjets.base.checks import is_int, is_number
 from gnnjets.base.errors import GnnjetsError
 from gnnjets.base.hints import close_matches
+from gnnjets.base.resources import shipped_config, shipped_configs
 
 
 class ConfigError(GnnjetsError, ValueError):
@@ -121,17 +122,25 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def read_config_file(path: str | Path, *, folder: str, example: str) -> dict:
-    """The mapping in a YAML config file; errors name the file and the fix.
+    """The mapping in a YAML config file, given by path or by the short name of a shipped one; errors
+    name the file and the fix.
 
     Args:
-        folder: where the shipped configs of this kind live (said when the file does not exist).
+        path: a YAML file, or the name of a shipped config of this kind (``qg`` for
+            ``configs/sim/qg.yaml``, found in an installed package too: :mod:`gnnjets.base.resources`).
+        folder: where the shipped configs of this kind live (``configs/sim/``; its last part is the kind).
         example: what the mapping holds, e.g. ``"process: ..., jets: ..."`` (said when it is not one).
     """
+    kind = Path(folder).name
+    if not Path(path).exists() and shipped_config(kind, str(path)) is not None:
+        path = shipped_config(kind, str(path))
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; see {folder} for the shipped ones") from None
+        shipped = shipped_configs(kind)
+        raise ConfigError(f"config file {path} does not exist{close_matches(path.stem, shipped, end='')}; give a "
+                          f"path or the name of a shipped one ({', '.join(shipped) or 'none'}; {folder})") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a folder; give a YAML file (see {folder})") from None
     except (OSError, UnicodeDecodeError) as err:

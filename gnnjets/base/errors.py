@@ -11,3 +11,8 @@ from __future__ import annotations
 
 class GnnjetsError(Exception):
     """An error the user can fix; the message names the file or field and the fix."""
+
+
+class UnreadableFileError(GnnjetsError, ValueError):
+    """A file exists (or a URL answers) but cannot be read: not a ROOT file, truncated, corrupt baskets,
+    or a remote file that cannot be reached. The message names the file, the entries and the fix."""

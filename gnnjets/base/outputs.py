@@ -108,3 +108,26 @@ def check_output_path(path: str | Path, *, suffixes: tuple[str, ...] | None = ("
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputPathError(f"{option} {path} exists and is not writable; remove it or choose another path")
     return path
+
+
+def check_run_folder(folder: str | Path, *, resume: bool = False, overwrite: bool = False,
+                     option: str = "the run folder") -> Path:
+    """Fail early, before any work, when a new run would overwrite an earlier one in ``folder``.
+
+    A folder that does not exist or is empty is always fine. One that holds files is refused unless
+    the run continues it (``resume``) or replaces its files (``overwrite``); the message says which
+    flag does what. ``resume`` into a folder with nothing in it is refused too: nothing to resume.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"{option} {folder} is a file; give a folder")
+    contents = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if resume and not contents:
+        raise OutputPathError(f"--resume: nothing to resume in {option} {folder} ("
+                              f"{'empty' if folder.is_dir() else 'it does not exist'}); run without --resume")
+    if contents and not resume and not overwrite:
+        shown = ", ".join(contents[:5]) + (", ..." if len(contents) > 5 else "")
+        raise OutputPathError(f"{option} {folder} already holds an earlier run ({shown}); pass --resume to continue "
+                              f"it or --overwrite to replace its files (resume=True / overwrite=True in Python), or "
+                              f"choose another folder")
+    return folder

@@ -6,8 +6,10 @@
     gnnjets-downstream --task top --backbone runs/pretrain/last.pt --train top.root qcd.root \\
         --set data.test_fraction=0.2 --baseline efp
 
-Options given here override the config file (default ``configs/downstream/<task>.yaml``), and
-``--set section.key=value`` overrides both. Results: ``<run.out_dir>/results.json``, plots, a table.
+Options given here override the config file (default: the shipped one of the task,
+configs/downstream/<task>.yaml), and --set section.key=value overrides both. Results:
+<run.out_dir>/results.json, plots, a table. A run folder that holds an earlier run is refused
+unless --resume or --overwrite is given.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gnnjets.base.cli import add_common_arguments, run_command
+from gnnjets.base.cli import add_common_arguments, plain_text, run_command
 
 PROG = "gnnjets-downstream"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__.split("\n\n")[0]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+                                     epilog=plain_text(__doc__.split("\n\n", 1)[1]))
     parser.add_argument("--task", required=True, choices=("qg", "energy", "top"))
-    parser.add_argument("--config", help="downstream config YAML (default configs/downstream/<task>.yaml if it exists)")
+    parser.add_argument("--config", help="downstream config: a YAML path or a shipped name (default: the task's, "
+                                         "configs/downstream/<task>.yaml)")
     parser.add_argument("--backbone", metavar="CKPT", help="pretraining checkpoint; frozen unless --finetune")
     parser.add_argument("--finetune", action="store_true", help="train the backbone too, at a smaller learning rate")
     parser.add_argument("--head", choices=("linear", "mlp"), help="head on the embedding (default linear)")
@@ -39,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="DIR", help="run folder (default runs/downstream/<task>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config field, e.g. --set supervised.epochs=5 (repeatable)")
-    parser.add_argument("--resume", action="store_true", help="continue end-to-end trainings from their checkpoints")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the end-to-end trainings of an interrupted run in the run folder")
+    again.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in the run folder")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch CPU threads (default: the CPUs this process may use)")
     add_common_arguments(parser)
@@ -47,14 +53,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _downstream(args) -> int:
-    from pathlib import Path
-
+    from gnnjets.base.resources import shipped_config
     from gnnjets.tasks.config import RunSection, load_config
     from gnnjets.train.downstream import results_table, run_downstream
 
     config_path = args.config
-    if config_path is None and Path(f"configs/downstream/{args.task}.yaml").exists():
-        config_path = f"configs/downstream/{args.task}.yaml"
+    if config_path is None and shipped_config("downstream", args.task) is not None:
+        config_path = shipped_config("downstream", args.task)
     base = {"task": args.task}
     if args.out is not None:
         base["run.out_dir"] = args.out
@@ -72,7 +77,7 @@ def _downstream(args) -> int:
     config = load_config(config_path, args.overrides, base=base)
     if config.run.out_dir == RunSection.out_dir:  # not set anywhere: one folder per task
         config.run.out_dir = f"{RunSection.out_dir}/{args.task}"
-    summary = run_downstream(config, resume=args.resume)
+    summary = run_downstream(config, resume=args.resume, overwrite=args.overwrite)
     print(results_table(summary))
     for name, path in summary["files"].items():
         print(f"{name}: {path}")

@@ -3,6 +3,7 @@
     gnnjets-embed runs/qg20k/last.pt data/qg_small.root --out emb.root           # TTree 'embedding'
     gnnjets-embed runs/qg20k/last.pt data/qg_small.root --out emb.npz            # or .parquet
     gnnjets-embed CKPT foreign.root --mapping cocoa --out emb.root --device cpu --batch-size 256
+    gnnjets-embed --info runs/qg20k/last.pt                                        # the checkpoint's model card
 
 The ROOT output holds a TTree ``embedding`` with one entry per input entry, in order: ``h``
 (``float[D]``), ``entry``, ``event_id``, ``jet_index``, ``replica`` (and ``file_index`` for several
@@ -30,18 +31,22 @@ import sys
 import time
 from pathlib import Path
 
-from gnnjets.base.cli import add_common_arguments, run_command
+from gnnjets.base.cli import add_common_arguments, plain_text, run_command
+from gnnjets.base.errors import GnnjetsError
 
 PROG = "gnnjets-embed"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=PROG, description=plain_text(__doc__.split("\n\n")[0]),
                                      epilog="See the module docstring (python -m pydoc gnnjets.cli.embed) for "
                                             "reading the output as a friend tree.")
-    parser.add_argument("checkpoint", help="a gnnjets checkpoint (e.g. runs/qg20k/last.pt)")
-    parser.add_argument("inputs", nargs="+", metavar="IN.root", help="ROOT file(s) or globs, embedded in order")
-    parser.add_argument("--out", required=True, help="output file: .root (friend tree), .npz or .parquet")
+    parser.add_argument("checkpoint", nargs="?", help="a gnnjets checkpoint (e.g. runs/qg20k/last.pt)")
+    parser.add_argument("inputs", nargs="*", metavar="IN.root",
+                        help="ROOT file(s), globs, root:// or https:// URLs, file.root:tree; embedded in order")
+    parser.add_argument("--out", help="output file: .root (friend tree), .npz or .parquet")
+    parser.add_argument("--info", action="store_true",
+                        help="print the checkpoint's model card (versions, code, training files, config) and exit")
     parser.add_argument("--format", choices=("root", "npz", "parquet"), default=None,
                         help="output format (default: from the suffix of --out, else root)")
     parser.add_argument("--tree", default=None, help="input TTree name (default: jets, or the mapping's)")
@@ -58,7 +63,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class UsageError(GnnjetsError, ValueError):
+    """The command line does not say what to embed."""
+
+
+def _check_arguments(args) -> None:
+    """Arguments in the wrong place say so, before any file is opened."""
+    usage = "gnnjets-embed CKPT IN.root [IN.root ...] --out OUT.root"
+    if args.checkpoint is None:
+        raise UsageError(f"give a checkpoint and the files to embed: {usage}")
+    if args.info:
+        if args.inputs:
+            raise UsageError("--info takes one checkpoint and nothing to embed: gnnjets-embed --info CKPT")
+        return
+    if args.checkpoint.endswith(".root") and any(str(name).endswith((".pt", ".pth")) for name in args.inputs):
+        raise UsageError(f"the checkpoint comes first: {usage} (got {args.checkpoint} first)")
+    if not args.inputs:
+        raise UsageError(f"no input file after the checkpoint {args.checkpoint}: {usage}")
+    if args.out is None:
+        raise UsageError(f"--out is required: where to write the embeddings ({usage})")
+
+
+def _info(path: str) -> int:
+    from gnnjets.checkpoint import file_hash, load_checkpoint
+    from gnnjets.modelcard import describe
+
+    print(describe(load_checkpoint(path), path, file_hash(path)))
+    return 0
+
+
 def _embed(args) -> int:
+    _check_arguments(args)
+    if args.info:
+        return _info(args.checkpoint)
     from gnnjets import __version__
     from gnnjets.base.outputs import check_output_path
     from gnnjets.embed import Embedder, output_format, write_embeddings
@@ -66,8 +103,8 @@ def _embed(args) -> int:
     from gnnjets.runtime import configure_threads
 
     out = Path(args.out)
-    format = output_format(out, args.format)
-    check_output_path(out, suffixes=None)  # any name: --format decides
+    format = output_format(out, args.format)  # a suffix that names no format is refused
+    check_output_path(out, suffixes=None)
     per_event = args.mapping is not None and load_mapping(args.mapping).layout == "events"
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, not {args.threads}")
@@ -75,10 +112,10 @@ def _embed(args) -> int:
     embedder = Embedder.from_checkpoint(args.checkpoint, device=args.device)
     start = time.perf_counter()
     h, ids = embedder.embed_file(args.inputs, mapping=args.mapping, tree=args.tree, batch_size=args.batch_size,
-                                 replica=args.replica, num_workers=args.workers)
+                                 replica=args.replica, num_workers=args.workers, progress=not args.quiet)
     seconds = time.perf_counter() - start
     provenance = {"format": "gnnjets-embedding", "gnnjets_version": __version__, "checkpoint": args.checkpoint,
-                  "schema_version": embedder.schema_version, "inputs": args.inputs, "tree": args.tree,
+                  "checkpoint_signature": embedder.signature, "schema_version": embedder.schema_version, "inputs": args.inputs, "tree": args.tree,
                   "mapping": args.mapping, "replica": args.replica, "dim": embedder.dim,
                   "graph": embedder.graph_config.to_dict()}
     write_embeddings(out, h, ids, format=format, provenance=provenance)

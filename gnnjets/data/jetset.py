@@ -22,6 +22,7 @@ import torch
 
 from gnnjets.data.jets import JetDataset
 from gnnjets.graphs import GraphChunk, GraphConfig, gather_batch
+from gnnjets.io.paths import is_remote, split_object_path
 
 if TYPE_CHECKING:  # imported through gnnjets.graphs, which silences torch_geometric's import warnings
     from torch_geometric.data import Batch
@@ -108,8 +109,12 @@ def files_signature(paths) -> str:
     """Hash of files by absolute path, size and modification time: changes when a file is rewritten."""
     digest = hashlib.sha256()
     for path in paths:
-        stat = os.stat(path)
-        digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        local, tree = split_object_path(str(path))
+        if is_remote(local):  # no stat over the network: the address names it
+            digest.update(f"{path}".encode())
+            continue
+        stat = os.stat(local)
+        digest.update(f"{Path(local).resolve()}{':' + tree if tree else ''}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
 
 

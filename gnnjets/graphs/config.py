@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from gnnjets.base.resources import shipped_config, shipped_configs
+
 from gnnjets.graphs.features import FeatureScaling
 from gnnjets.io.schema import N_CALO_LAYERS
 from gnnjets.base.hints import check_known_keys
@@ -102,9 +104,11 @@ def load_graph_config(config: GraphConfig | dict | str | Path | None = None) -> 
         return GraphConfig.from_dict(config)
     if isinstance(config, (str, Path)):
         path = Path(config)
+        if not path.is_file() and shipped_config("graphs", str(config)) is not None:
+            path = shipped_config("graphs", str(config))  # a short name: "cpu", "gpu"
         if not path.is_file():
-            raise FileNotFoundError(f"graph config {path} not found; shipped configs: configs/graphs/cpu.yaml, "
-                                    f"configs/graphs/gpu.yaml")
+            raise FileNotFoundError(f"graph config {path} not found; give a path or a shipped one: "
+                                    f"{', '.join(shipped_configs('graphs'))}")
         with open(path) as stream:
             values = yaml.safe_load(stream)
         if values is not None and not isinstance(values, dict):

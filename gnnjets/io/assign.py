@@ -12,12 +12,12 @@ import numpy as np
 from gnnjets.base.kinematics import delta_phi
 from gnnjets.io import schema
 from gnnjets.io.arrays import flat
-from gnnjets.io.errors import NonFiniteValueError
+from gnnjets.io.errors import BranchTypeError, NonFiniteValueError
 
 JET_AXIS = ("jet_pt", "jet_eta", "jet_phi")
 
 
-def assign_to_jets(columns: dict, entry: np.ndarray, mapping, where: str):
+def assign_to_jets(columns: dict, entry: np.ndarray, mapping, where: str, stats: dict | None = None):
     """Per-event columns -> per-jet columns: jets from the collection, objects within Delta R.
 
     Args:
@@ -27,6 +27,9 @@ def assign_to_jets(columns: dict, entry: np.ndarray, mapping, where: str):
         entry: the file entry of each event.
         mapping: the :class:`~gnnjets.io.mapping.BranchMapping` (``jet_radius``, ``jet_min_pt``).
         where: ``"path:tree"``, for error messages.
+        stats: if given, ``cells``, ``cells_dropped``, ``cell_energy_gev`` and
+            ``cell_energy_dropped_gev`` are increased by this chunk's cells and those outside every
+            jet (needs ``cell_e`` among the columns).
 
     Returns:
         ``(columns, entry, jet_index)``: one record per jet above ``jet_min_pt``, its objects those
@@ -35,7 +38,7 @@ def assign_to_jets(columns: dict, entry: np.ndarray, mapping, where: str):
     """
     jet_pt = columns["jet_pt"]
     if not isinstance(jet_pt, ak.Array) or jet_pt.ndim != 2:
-        raise ValueError(f"{where}: layout 'events' needs jet_pt ({mapping.foreign_name('jet_pt')!r}) to "
+        raise BranchTypeError(f"{where}: layout 'events' needs jet_pt ({mapping.foreign_name('jet_pt')!r}) to "
                          f"be a per-event list of jets, but it has one value per entry; use 'layout: jets'")
     for name in JET_AXIS + tuple(f"{prefix}_{coord}" for prefix in schema.COLLECTIONS for coord in ("eta", "phi")):
         if name in columns:
@@ -49,7 +52,7 @@ def assign_to_jets(columns: dict, entry: np.ndarray, mapping, where: str):
             continue
         if isinstance(values, ak.Array) and values.ndim == 2:
             if not ak.all(ak.num(values, axis=1) == ak.num(jet_pt, axis=1)):
-                raise ValueError(f"{where}: {mapping.foreign_name(name)!r} (schema {name!r}) is a per-event "
+                raise BranchTypeError(f"{where}: {mapping.foreign_name(name)!r} (schema {name!r}) is a per-event "
                                  f"list but not parallel to the jet collection {mapping.foreign_name('jet_pt')!r}")
             out[name] = flat(values[keep])
         else:
@@ -65,6 +68,14 @@ def assign_to_jets(columns: dict, entry: np.ndarray, mapping, where: str):
             ak.to_numpy(ak.num(eta, axis=1)).astype(np.int64), mapping.jet_radius)
         for name in names:
             out[name] = ak.unflatten(flat(columns[name])[selected], counts)
+        if prefix == "cell" and stats is not None and "cell_e" in columns:
+            energy = flat(columns["cell_e"]).astype(np.float64)
+            dropped = np.ones(len(energy), dtype=bool)
+            dropped[selected] = False
+            stats["cells"] += len(energy)
+            stats["cells_dropped"] += int(dropped.sum())
+            stats["cell_energy_gev"] += float(energy.sum())
+            stats["cell_energy_dropped_gev"] += float(energy[dropped].sum())
     jet_index = flat(ak.local_index(jet_pt, axis=1)[keep]).astype(np.int32)
     return out, np.asarray(entry)[event_of_jet], jet_index
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from gnnjets.base.errors import GnnjetsError
+from gnnjets.base.errors import GnnjetsError, UnreadableFileError
+
+__all__ = ["JetFileNotFoundError", "MissingTreeError", "MissingBranchError", "InvalidValueError", "NonFiniteValueError",
+           "OutOfRangeValueError", "BranchTypeError", "EmptySelectionError", "MappingError", "UnreadableFileError",
+           "UnknownBranchError", "SchemaVersionError"]
 
 
 class JetFileNotFoundError(GnnjetsError, FileNotFoundError):
@@ -17,8 +21,22 @@ class MissingBranchError(GnnjetsError, ValueError):
     """A branch the schema (or the mapping) needs is not in the tree."""
 
 
-class NonFiniteValueError(GnnjetsError, ValueError):
+class InvalidValueError(GnnjetsError, ValueError):
+    """A branch holds values no detector can produce; the message names the file, entry and branch."""
+
+
+class NonFiniteValueError(InvalidValueError):
     """A float branch holds NaN or inf; the message names the file, entry and branch."""
+
+
+class OutOfRangeValueError(InvalidValueError):
+    """A finite value outside the branch's physical range (:data:`gnnjets.io.schema.LIMITS`): a corrupt
+    basket, a unit mix-up, or a sentinel such as -999; the message names the file, entry and range."""
+
+
+class BranchTypeError(InvalidValueError):
+    """A branch of the wrong shape or type: lists where one number per entry is expected, or the reverse,
+    lists of one collection with different lengths, or values that are not numbers."""
 
 
 class EmptySelectionError(GnnjetsError, ValueError):
@@ -27,10 +45,6 @@ class EmptySelectionError(GnnjetsError, ValueError):
 
 class MappingError(GnnjetsError, ValueError):
     """A YAML branch mapping is malformed: unknown key, wrong type, unknown schema name."""
-
-
-class UnreadableFileError(GnnjetsError, ValueError):
-    """The path exists but is not a ROOT file uproot can open."""
 
 
 class UnknownBranchError(GnnjetsError, ValueError):

@@ -35,6 +35,15 @@ A mapping (``configs/schemas/<name>.yaml``) says where each schema branch of
     the per-layer cell noise [GeV], the radii [mm] of the layer middles, the radius of the
     calorimeter front [mm] and the solenoid field [T]
     used by the default fills (the COCOA geometry of :mod:`gnnjets.base.detector`).
+``truth_jets``
+    ``layout: events``: the file's own particle-level jets, ``{pt, eta, phi, m, pdgid: branch,
+    match_radius: R}`` (``m`` and ``pdgid`` optional). Each reco jet takes the nearest truth jet
+    within ``Delta R < match_radius`` (default 0.2): ``truth_*`` from it, ``parton_pdgid`` its
+    matched parton and ``label`` 1 for a quark (|pdgid| 1-5), 0 for a gluon (21), -1 otherwise.
+    Used when the file has the branches; reco jets without a match keep the default fills below.
+``limits``
+    ``schema name: [low, high]``: widen (or narrow) the physical range a value must lie in
+    (:data:`gnnjets.io.schema.LIMITS`: energies within the beam energy, ...).
 ``description``
     free text.
 
@@ -45,7 +54,8 @@ reader's NaN check still means a broken file:
 ``event_id``                       the entry number of the event within its file
 ``jet_index``                      index of the jet in the event's collection (0 for ``jets``)
 ``replica`` / ``sim_seed``         0 / -1
-``truth_pt/eta/phi/e/m``           copies of ``jet_*``: no truth in the file (``label`` -1 says so)
+``truth_pt/eta/phi/e/m``           copies of ``jet_*``: no (matched) truth jet in the file
+                                   (``label`` -1 says so)
 ``label`` / ``parton_pdgid``       -1 (unknown) / 0 (none)
 ``jet_e`` / ``jet_m``              ``sqrt((pt cosh eta)^2 + m^2)`` / 0
 ``cell_sigma``                     ``cell_sigma_per_layer[cell_layer]``
@@ -76,20 +86,22 @@ import yaml
 from gnnjets.base.checks import is_number
 from gnnjets.base.detector import B_FIELD_T, CALO_FRONT_MM, NOISE_GEV, R_MID_MM
 from gnnjets.base.hints import close_matches
+from gnnjets.base.resources import config_root, shipped_config, shipped_configs
 from gnnjets.io import schema
 from gnnjets.io.errors import MappingError
 
 if TYPE_CHECKING:
     from gnnjets.io.plan import ReadPlan
 
-#: folder of the shipped mappings (``mapping="cocoa"`` means ``SCHEMA_DIR / "cocoa.yaml"``)
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "configs" / "schemas"
+#: folder of the shipped mappings (``mapping="cocoa"`` means ``SCHEMA_DIR / "cocoa.yaml"``), in a clone or a wheel
+SCHEMA_DIR = config_root() / "schemas"
 
 LAYOUTS = ("jets", "events")
 ALLOWED_KEYS = ("tree", "layout", "branches", "units", "fill", "fill_missing", "jet_radius", "jet_min_pt",
-                "track_perigee", "cell_sigma_per_layer", "layer_radius_mm", "calo_front_mm", "b_field_t",
-                "description")
+                "track_perigee", "truth_jets", "cell_sigma_per_layer", "layer_radius_mm", "calo_front_mm",
+                "b_field_t", "limits", "description")
 PERIGEE_KEYS = ("qoverp", "theta", "qoverp_factor")
+TRUTH_JET_KEYS = ("pt", "eta", "phi", "m", "pdgid", "match_radius")
 PERIGEE_FIELDS = ("track_pt", "track_eta", "track_charge")
 
 
@@ -100,6 +112,22 @@ class TrackPerigee:
     qoverp: str  # foreign branch of q/p
     theta: str  # foreign branch of the polar angle [rad]
     qoverp_factor: float = 1.0  # q/p [1/GeV] = factor x foreign q/p; 1000 when the file has 1/MeV
+
+
+@dataclass(frozen=True)
+class TruthJets:
+    """A per-event file's own particle-level jets, matched to the reco jets by Delta R."""
+
+    pt: str  # foreign branches: per-event lists of the truth jets (same units as jet_pt)
+    eta: str
+    phi: str
+    m: str | None = None
+    pdgid: str | None = None  # |PDG id| of the parton matched to the truth jet (0: none)
+    match_radius: float = 0.2  # a reco jet takes the nearest truth jet within this Delta R
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        return tuple(name for name in (self.pt, self.eta, self.phi, self.m, self.pdgid) if name)
 
 
 @dataclass(frozen=True)
@@ -116,6 +144,8 @@ class BranchMapping:
     jet_radius: float = 0.4  # the anti-kT R of COCOA's and our jets
     jet_min_pt: float = 0.0  # GeV; 0 keeps every jet of the collection
     track_perigee: TrackPerigee | None = None
+    truth_jets: TruthJets | None = None
+    limits: dict = field(default_factory=dict)  # schema name -> (low, high), over schema.LIMITS
     cell_sigma_per_layer: tuple = NOISE_GEV  # GeV, fills cell_sigma
     layer_radius_mm: tuple = R_MID_MM  # fills track_{eta,phi}_layerN
     calo_front_mm: float = CALO_FRONT_MM  # where the tracks' helix ends and straight lines begin
@@ -127,7 +157,11 @@ class BranchMapping:
     def is_identity(self) -> bool:
         """True for our own layout: every schema branch read under its own name, nothing converted."""
         return (self.layout == "jets" and not self.branches and not self.units and not self.fill
-                and not self.fill_missing and self.track_perigee is None)
+                and not self.fill_missing and self.track_perigee is None and self.truth_jets is None)
+
+    def limit(self, name: str) -> tuple[float, float] | None:
+        """The physical range of schema branch ``name`` (the mapping's, else the schema's), or ``None``."""
+        return self.limits.get(name, schema.LIMITS.get(name))
 
     def foreign_name(self, name: str) -> str:
         """The branch in the file that holds schema branch ``name``."""
@@ -260,15 +294,40 @@ def mapping_from_dict(data: dict, *, name: str = "mapping", source: str = "<dict
         kwargs["track_perigee"] = TrackPerigee(
             perigee["qoverp"], perigee["theta"],
             _number(source, "track_perigee: qoverp_factor", perigee.get("qoverp_factor", 1.0)))
-    if layout == "jets" and ("jet_radius" in data or "jet_min_pt" in data):
-        _fail(source, "'jet_radius' and 'jet_min_pt' apply to layout: events only; remove them or set "
-                      "'layout: events'")
+    if data.get("truth_jets") is not None:
+        kwargs["truth_jets"] = _truth_jets(source, data["truth_jets"])
+    limits = {}
+    for key, value in _section(source, data, "limits").items():
+        _schema_name(source, "limits", key)
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_number(v) for v in value) \
+                or value[0] >= value[1]:
+            _fail(source, f"limits: {key!r} must be [low, high] with low < high, not {value!r}")
+        limits[key] = (float(value[0]), float(value[1]))
+    kwargs["limits"] = limits
+    if layout == "jets" and any(key in data for key in ("jet_radius", "jet_min_pt", "truth_jets")):
+        _fail(source, "'jet_radius', 'jet_min_pt' and 'truth_jets' apply to layout: events only; remove them or "
+                      "set 'layout: events'")
     return BranchMapping(**kwargs)
 
 
+def _truth_jets(source, value) -> TruthJets:
+    if not isinstance(value, dict):
+        _fail(source, f"'truth_jets' must be a mapping with keys {', '.join(TRUTH_JET_KEYS)}, not {value!r}")
+    for key in value:
+        if key not in TRUTH_JET_KEYS:
+            _fail(source, f"truth_jets: unknown key {key!r}{close_matches(str(key), TRUTH_JET_KEYS)} "
+                          f"Allowed: {', '.join(TRUTH_JET_KEYS)}")
+    for key in ("pt", "eta", "phi", "m", "pdgid"):
+        if (key in ("pt", "eta", "phi") or value.get(key) is not None) and not isinstance(value.get(key), str):
+            _fail(source, f"truth_jets: {key!r} must name the foreign branch (str), not {value.get(key)!r}")
+    radius = _number(source, "truth_jets: match_radius", value.get("match_radius", 0.2), positive=True,
+                     allow_zero=False)
+    return TruthJets(value["pt"], value["eta"], value["phi"], value.get("m"), value.get("pdgid"), radius)
+
+
 def shipped_mappings() -> tuple[str, ...]:
-    """Names of the mappings in ``configs/schemas/``."""
-    return tuple(sorted(path.stem for path in SCHEMA_DIR.glob("*.yaml")))
+    """Names of the mappings in ``configs/schemas/`` (shipped with the package)."""
+    return shipped_configs("schemas")
 
 
 def load_mapping(spec: str | Path | BranchMapping | None) -> BranchMapping:
@@ -283,8 +342,8 @@ def load_mapping(spec: str | Path | BranchMapping | None) -> BranchMapping:
     path = Path(spec)
     if not path.is_file():
         shipped = shipped_mappings()
-        if str(spec) in shipped:
-            path = SCHEMA_DIR / f"{spec}.yaml"
+        if shipped_config("schemas", str(spec)) is not None:
+            path = shipped_config("schemas", str(spec))
         else:
             raise MappingError(f"mapping {str(spec)!r} is neither a YAML file nor a shipped mapping"
                                f"{close_matches(str(spec), shipped)} Shipped ({SCHEMA_DIR}): {', '.join(shipped)}")

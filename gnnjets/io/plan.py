@@ -19,8 +19,9 @@ from gnnjets.base.kinematics import calo_eta_phi_at_radius, perigee_to_pt_eta_ch
 from gnnjets.io import schema
 from gnnjets.io.arrays import flat, jagged_like
 from gnnjets.io.assign import JET_AXIS, assign_to_jets
-from gnnjets.io.errors import MissingBranchError
+from gnnjets.io.errors import BranchTypeError, MissingBranchError, OutOfRangeValueError
 from gnnjets.io.mapping import PERIGEE_FIELDS, BranchMapping
+from gnnjets.io.truth import TRUTH_NAMES, match_truth_jets
 
 #: per collection: the fields that are read, never invented
 CORE_FIELDS = {
@@ -53,7 +54,7 @@ def track_at_radius(pt_gev, eta, phi, charge, radius_mm: float, b_field_t: float
 class Source:
     """How one schema column is made: ``kind`` and its argument."""
 
-    kind: str  # read | perigee | const | copy | jet_e | sigma | layer | entry | jet_index | empty
+    kind: str  # read | perigee | truth | const | copy | jet_e | sigma | layer | entry | jet_index | empty
     arg: object = None
     deps: tuple = ()
 
@@ -86,7 +87,20 @@ class ReadPlan:
         self.branches = tuple(dict.fromkeys(
             [src.arg for src in self.sources.values() if src.kind == "read"]
             + ([mapping.track_perigee.qoverp, mapping.track_perigee.theta]
-               if any(src.kind == "perigee" for src in self.sources.values()) else [])))
+               if any(src.kind == "perigee" for src in self.sources.values()) else [])
+            + (list(mapping.truth_jets.branches) if self._reads_truth_jets else [])))
+        #: what the Delta R selection of ``layout: events`` dropped so far (cells outside every jet)
+        self.selection = {"cells": 0, "cells_dropped": 0, "cell_energy_gev": 0.0, "cell_energy_dropped_gev": 0.0}
+
+    @property
+    def _reads_truth_jets(self) -> bool:
+        return any(src.kind == "truth" for src in self.sources.values())
+
+    def _has_truth_jets(self) -> bool:
+        """The mapping names truth jets and the file has them (else truth_* keep their default fills)."""
+        truth = self.mapping.truth_jets
+        return (self.mapping.layout == "events" and truth is not None
+                and all(branch in self.available for branch in truth.branches))
 
     # -- resolution
     def _any_readable(self, prefix: str) -> bool:
@@ -120,6 +134,9 @@ class ReadPlan:
         prefix = schema.collection_of(name)
         if mapping.track_perigee is not None and name in PERIGEE_FIELDS:
             return Source("perigee", name)
+        if name in TRUTH_NAMES and name not in mapping.branches and self._has_truth_jets():
+            fallback = {"label": (), "parton_pdgid": ()}.get(name, ("jet_" + name[len("truth_"):],))
+            return Source("truth", name, fallback)
         if mapping.foreign_name(name) in self.available:
             return Source("read", mapping.foreign_name(name))
         if prefix in self._empty_collections:
@@ -176,14 +193,20 @@ class ReadPlan:
             for name, values in zip(PERIGEE_FIELDS, (pt, eta, charge)):
                 if name in self.sources:
                     columns[name] = jagged_like(values, qoverp)
-        jet_index = None
+        jet_index, truth = None, None
         if mapping.layout == "events":
-            columns, entry, jet_index = assign_to_jets(columns, entry, mapping, self.where)
+            entry_in = entry
+            columns, entry, jet_index = assign_to_jets(columns, entry, mapping, self.where, stats=self.selection)
+            if self._reads_truth_jets:
+                truth = match_truth_jets(arrays, mapping.truth_jets, mapping.units, entry_in, entry,
+                                         columns["jet_eta"], columns["jet_phi"], self.where)
         n = len(entry)
         for name in self._fill_order():
             src = self.sources[name]
-            columns[name] = self._fill(name, src, columns, entry, jet_index, n)
-        return {name: _as_schema_dtype(name, columns[name]) for name in self.wanted}, entry
+            columns[name] = self._fill(name, src, columns, entry, jet_index, n, truth)
+        out = {name: _as_schema_dtype(name, columns[name], self.where) for name in self.wanted}
+        _check_list_lengths(out, self.where)
+        return out, entry
 
     def _fill_order(self) -> list[str]:
         order, seen = [], set()
@@ -201,9 +224,13 @@ class ReadPlan:
             visit(name)
         return order
 
-    def _fill(self, name, src, columns, entry, jet_index, n):
+    def _fill(self, name, src, columns, entry, jet_index, n, truth=None):
         mapping = self.mapping
         prefix = schema.collection_of(name)
+        if src.kind == "truth":  # the matched truth jet's value; the reco jet's (label -1, pdgid 0) without one
+            matched, values = truth
+            fallback = columns[src.deps[0]] if src.deps else _CONSTANT_FILLS[name]
+            return np.where(matched, values[name], fallback)
         if src.kind == "const":
             if prefix is None:
                 return np.full(n, src.arg, dtype=schema.dtype_of(name))
@@ -225,7 +252,7 @@ class ReadPlan:
             flat_layer = flat(layer).astype(np.int64)
             bad = (flat_layer < 0) | (flat_layer >= schema.N_CALO_LAYERS)
             if bad.any():
-                raise ValueError(f"cell_layer value {flat_layer[bad][0]} outside 0..{schema.N_CALO_LAYERS - 1} in "
+                raise OutOfRangeValueError(f"cell_layer value {flat_layer[bad][0]} outside 0..{schema.N_CALO_LAYERS - 1} in "
                                  f"{self.where}; cell_sigma cannot be filled from 'cell_sigma_per_layer'. Map the "
                                  f"file's layer numbering to 0..5 or map cell_sigma under 'branches:'")
             return jagged_like(np.asarray(mapping.cell_sigma_per_layer)[flat_layer], layer)
@@ -246,12 +273,49 @@ def _scaled(array, factor):
     return ak.to_numpy(array).astype(np.float64) * factor
 
 
-def _as_schema_dtype(name: str, values):
+def _as_schema_dtype(name: str, values, where: str):
+    """``values`` in the schema dtype of ``name``; a wrong shape or a non-number is a :class:`BranchTypeError`."""
     dtype = schema.dtype_of(name)
-    if isinstance(values, ak.Array) and values.ndim > 1:
-        return values if _flat_dtype(values) == dtype else ak.values_astype(values, dtype)
+    jagged = schema.collection_of(name) is not None
+    ndim = values.ndim if isinstance(values, ak.Array) else np.ndim(values)
+    if ndim != (2 if jagged else 1):
+        want = "a list of numbers per entry" if jagged else "one number per entry"
+        raise BranchTypeError(f"branch for {name!r} in {where} holds {_describe_type(values)}; the schema wants {want}. "
+                              f"Regenerate the file, or map the right branch under 'branches:' in a mapping")
+    source = _flat_dtype(values) if isinstance(values, ak.Array) else np.asarray(values).dtype
+    if source is None or np.dtype(source).kind not in "biuf":
+        raise BranchTypeError(f"branch for {name!r} in {where} holds {_describe_type(values)}, not numbers; "
+                              f"regenerate the file or map another branch")
+    if np.dtype(source).kind == "f" and dtype.kind in "iu":
+        numbers = flat(values) if jagged else np.asarray(values)
+        bad = ~(np.isfinite(numbers) & (numbers == np.round(numbers)))
+        if bad.any():
+            raise BranchTypeError(f"branch for {name!r} in {where} holds the non-integer {numbers[bad][0]}; the schema "
+                                  f"wants {dtype} (a corrupt file, or the wrong branch mapped)")
+    if jagged:
+        return values if source == dtype else ak.values_astype(values, dtype)
     values = ak.to_numpy(values) if isinstance(values, ak.Array) else np.asarray(values)
     return values if values.dtype == dtype else values.astype(dtype)
+
+
+def _describe_type(values) -> str:
+    return f"type {values.type}" if isinstance(values, ak.Array) else f"dtype {np.asarray(values).dtype}"
+
+
+def _check_list_lengths(columns: dict, where: str) -> None:
+    """The fields of one collection (``cell_e``, ``cell_eta``, ...) must hold lists of equal lengths."""
+    for prefix, (_, fields) in schema.COLLECTIONS.items():
+        names = [field.name for field in fields if field.name in columns]
+        if len(names) < 2:
+            continue
+        counts = ak.to_numpy(ak.num(columns[names[0]], axis=1))
+        for name in names[1:]:
+            other = ak.to_numpy(ak.num(columns[name], axis=1))
+            if not np.array_equal(counts, other):
+                record = int(np.flatnonzero(counts != other)[0])
+                raise BranchTypeError(f"{where}: {name!r} and {names[0]!r} hold lists of different lengths ({other[record]}"
+                                      f" and {counts[record]} in record {record} of the chunk); the {prefix} branches "
+                                      f"of a file must share one counter. Regenerate the file")
 
 
 def _flat_dtype(array: ak.Array) -> np.dtype | None:

@@ -14,7 +14,7 @@ import uproot
 
 from gnnjets import __version__
 from gnnjets.io.errors import SchemaVersionError
-from gnnjets.io.reader import expand_paths
+from gnnjets.io.paths import expand_paths, split_object_path
 from gnnjets.io.schema import PROVENANCE_KEY, SCHEMA_VERSION
 
 
@@ -24,7 +24,7 @@ def read_provenance(path) -> dict | None:
     A file uproot cannot open also gives ``None``: the reader reports that with its own message.
     """
     try:
-        with uproot.open(path) as file:
+        with uproot.open(split_object_path(str(path))[0]) as file:
             if PROVENANCE_KEY not in file:
                 return None
             text = str(file[PROVENANCE_KEY])

@@ -21,10 +21,16 @@ of the files in reading order (file 0's entries, then file 1's, ...), like Pytho
 sorted, so the order of ``read_jets("data/*.root")`` is reproducible. For ``layout: events``
 mappings entries are events.
 
+Paths: anything uproot opens, as given: local files and globs, ``root://`` and ``https://`` URLs,
+``file.root:tree`` (that tree, over ``tree=``); see :mod:`gnnjets.io.paths`.
+
 Files are opened and checked when ``read_jets`` is called (missing file, missing tree, missing
 branch, empty selection fail at once, naming the file and the fix); the data are read lazily,
 chunk by chunk, as the :class:`JetChunks` object is iterated (it can be iterated many times).
-Every float field of every chunk is checked for NaN and inf; the error names file and entry.
+Every error uproot or a decompressor raises while reading baskets (a truncated or damaged file)
+becomes an :class:`~gnnjets.io.errors.UnreadableFileError` naming the file, the entries and the
+fix. Every field of every chunk is checked for NaN and inf and against its physical range
+(:data:`gnnjets.io.schema.LIMITS`); the error names file, entry and branch.
 
 >>> chunks = read_jets(["a.root", "b.root"], entry_start=5, step_size=1000)   # doctest: +SKIP
 >>> for chunk in chunks:
@@ -34,78 +40,41 @@ Every float field of every chunk is checked for NaN and inf; the error names fil
 
 from __future__ import annotations
 
-import glob
+import logging
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import uproot
 
 from gnnjets.io import schema
-from gnnjets.io.errors import (EmptySelectionError, JetFileNotFoundError, MissingTreeError, NonFiniteValueError,
-                               UnknownBranchError, UnreadableFileError)
+from gnnjets.base.errors import GnnjetsError
 from gnnjets.base.hints import close_matches
-from gnnjets.io.arrays import flat_values
+from gnnjets.io.errors import (BranchTypeError, EmptySelectionError, MissingTreeError, UnknownBranchError,
+                               UnreadableFileError)
 from gnnjets.io.mapping import BranchMapping, load_mapping
+from gnnjets.io.paths import expand_paths, one_line, is_remote, split_object_path, unreadable
 from gnnjets.io.plan import ReadPlan
+from gnnjets.io.values import check_values
 
-PathLike = str | os.PathLike
+__all__ = ["JetChunks", "read_jets", "read_all", "count_entries", "expand_paths", "LOCATION_FIELDS"]
+
 #: the fields every chunk carries besides the schema branches
 LOCATION_FIELDS = ("source_file_index", "entry")
 #: files a :class:`JetChunks` keeps open per process (each: a memory map and the TTree metadata)
 MAX_OPEN_FILES = 16
-_FLOAT_NAMES = frozenset(field.name for field in schema.ALL_FIELDS if np.dtype(field.dtype).kind == "f")
-
-
-def expand_paths(paths: PathLike | Sequence[PathLike]) -> tuple[str, ...]:
-    """File paths from a path, a glob or a list of them; globs sorted, order otherwise kept."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    elif not isinstance(paths, Sequence):
-        raise TypeError(f"paths must be a str, a Path or a list of them, not {type(paths).__name__}")
-    if len(paths) == 0:
-        raise JetFileNotFoundError("no input files given: pass a .root path, a glob such as 'data/*.root' or a list")
-    files = []
-    for path in paths:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"paths must be str or Path, not {path!r}")
-        path = os.fspath(path)
-        if glob.has_magic(path):
-            matches = sorted(glob.glob(path))
-            if not matches:
-                folder = Path(path).parent
-                raise JetFileNotFoundError(f"no file matches {path!r}; check the pattern "
-                                           f"(folder {folder} {'exists' if folder.is_dir() else 'does not exist'})")
-            files.extend(matches)
-        elif not Path(path).is_file():
-            raise JetFileNotFoundError(_not_found_message(Path(path)))
-        else:
-            files.append(path)
-    return tuple(files)
-
-
-def _not_found_message(path: Path) -> str:
-    if path.is_dir():
-        return f"{path} is a folder; give the .root files in it, e.g. '{path / '*.root'}'"
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        return f"no such file: {path} (folder {folder} does not exist)"
-    siblings = sorted(p.name for p in folder.iterdir() if p.suffix == ".root")
-    hint = close_matches(path.name, siblings)
-    shown = ", ".join(siblings[:10]) + (", ..." if len(siblings) > 10 else "")
-    return f"no such file: {path}{hint} ROOT files in {folder}: {shown or 'none'}"
+log = logging.getLogger(__name__)
 
 
 def _open_tree(path: str, tree: str):
     """(file, tree) opened with uproot; errors name the file and what it holds instead."""
+    path, tree = split_object_path(path)[0], split_object_path(path)[1] or tree
     try:
         file = uproot.open(path)
-    except Exception as error:  # uproot raises several types for non-ROOT content
-        raise UnreadableFileError(f"{path} is not a readable ROOT file ({type(error).__name__}: {error}); "
-                                  f"was it written completely? Regenerate it.") from None
-    classes = {key.split(";")[0]: name for key, name in file.classnames(recursive=True).items()}
+        classes = {key.split(";")[0]: name for key, name in file.classnames(recursive=True).items()}
+    except Exception as error:  # uproot, fsspec and the decompressors raise many types
+        raise unreadable(path, error) from None
     if classes.get(tree) != "TTree":
         file.close()
         trees = sorted(name for name, cls in classes.items() if cls == "TTree")
@@ -118,7 +87,13 @@ def _open_tree(path: str, tree: str):
         fix = (f" Pass tree={trees[0]!r}, or mapping=<yaml> for a foreign layout (configs/schemas/)."
                if trees else "")
         raise MissingTreeError(f"{path}: {what}; trees in the file: {', '.join(trees) or 'none'}.{fix}")
-    return file, file[tree]
+    try:
+        ttree = file[tree]
+        ttree.num_entries, ttree.keys()  # the metadata the reader needs, read here where a failure is explained
+    except Exception as error:
+        file.close()
+        raise unreadable(path, error, f":{tree}") from None
+    return file, ttree
 
 
 class JetChunks:
@@ -149,7 +124,7 @@ class JetChunks:
         for index, path in enumerate(self.files):
             tree_ = self._tree(index)
             entries.append(int(tree_.num_entries))
-            self._plans.append(self.mapping.plan(tree_.keys(), self.branches, f"{path}:{self.tree}"))
+            self._plans.append(self.mapping.plan(tree_.keys(), self.branches, self._where(index)))
         self.entries_per_file = tuple(entries)
         self.entry_offsets = np.concatenate([[0], np.cumsum(entries, dtype=np.int64)])
         self.entry_start, self.entry_stop = self._check_selection(entry_start, entry_stop)
@@ -201,9 +176,34 @@ class JetChunks:
                                       f"over the files in order)")
         return start, stop
 
+    def _where(self, index: int) -> str:
+        """``"path:tree"`` of file ``index``."""
+        path, tree = split_object_path(self.files[index])
+        return f"{path}:{tree or self.tree}"
+
     def locate(self, source_file_index: int, entry: int) -> str:
         """``"path:tree entry N"`` for a record's ``source_file_index`` and ``entry``."""
-        return f"{self.files[int(source_file_index)]}:{self.tree} entry {int(entry)}"
+        return f"{self._where(int(source_file_index))} entry {int(entry)}"
+
+    @property
+    def selection(self) -> dict:
+        """What the Delta R selection of a ``layout: events`` mapping dropped in the chunks read so far:
+        ``cells``, ``cells_dropped``, ``cell_energy_gev``, ``cell_energy_dropped_gev`` (all files)."""
+        total = {"cells": 0, "cells_dropped": 0, "cell_energy_gev": 0.0, "cell_energy_dropped_gev": 0.0}
+        for plan in self._plans:
+            for key in total:
+                total[key] += plan.selection[key]
+        return total
+
+    def _report_selection(self) -> None:
+        stats = self.selection
+        if self.mapping.layout != "events" or not stats["cells"]:
+            return
+        share = stats["cell_energy_dropped_gev"] / stats["cell_energy_gev"] if stats["cell_energy_gev"] else 0.0
+        log.info("%s: the Delta R < %g selection (jets above %g GeV) dropped %d of %d cells, %.1f of %.1f GeV "
+                 "(%.1f%% of the cell energy)", _describe(self.files), self.mapping.jet_radius,
+                 self.mapping.jet_min_pt, stats["cells_dropped"], stats["cells"], stats["cell_energy_dropped_gev"],
+                 stats["cell_energy_gev"], 100 * share)
 
     @property
     def num_entries(self) -> int:
@@ -221,6 +221,7 @@ class JetChunks:
             for chunk in self._read_file(index, path, plan, start, stop):
                 yielded += len(chunk)
                 yield chunk
+        self._report_selection()
         if not yielded:
             raise EmptySelectionError(f"no jets in {_describe(self.files)}:{self.tree} entries "
                                       f"{self.entry_start}..{self.entry_stop - 1} (mapping {self.mapping.source}: "
@@ -251,42 +252,61 @@ class JetChunks:
     def _read_file(self, index: int, path: str, plan: ReadPlan, start: int, stop: int,
                    step_size: int | str | None = None) -> Iterator[ak.Array]:
         wanted = frozenset(plan.branches)
-        for arrays, report in self._tree(index).iterate(
-                filter_name=wanted.__contains__, entry_start=start, entry_stop=stop,
-                step_size=self.step_size if step_size is None else step_size, library="ak", how=dict, report=True):
+        step = self.step_size if step_size is None else step_size
+        try:
+            batches = self._tree(index).iterate(filter_name=wanted.__contains__, entry_start=start, entry_stop=stop,
+                                                step_size=step, library="ak", how=dict, report=True)
+        except GnnjetsError:
+            raise
+        except Exception as error:
+            raise self._damaged(index, start, stop, error) from None
+        first = start
+        while True:
+            try:  # uproot reads (and decompresses) the baskets of the next chunk here
+                arrays, report = next(batches)
+            except StopIteration:
+                return
+            except GnnjetsError:
+                raise
+            except Exception as error:
+                last = min(first + step, stop) if isinstance(step, (int, np.integer)) else stop
+                raise self._damaged(index, first, last, error) from None
+            first = report.tree_entry_stop
             entry = np.arange(report.tree_entry_start, report.tree_entry_stop, dtype=np.int64)
-            columns, entry = plan.convert(arrays, entry)
-            self._check_finite(columns, index, entry)
+            try:
+                columns, entry = plan.convert(arrays, entry)
+            except GnnjetsError:
+                raise
+            except Exception as error:  # a layout the mapping does not describe (jagged where flat, ...)
+                layout = "of the gnnjets schema" if self.mapping.is_identity else f"{self.mapping.source} describes"
+                raise BranchTypeError(f"{self._where(index)} entries {report.tree_entry_start}..{report.tree_entry_stop - 1}"
+                                      f": the branches do not have the layout {layout} ({type(error).__name__}: "
+                                      f"{one_line(error)})") from None
+            self._check_values(columns, index, entry)
             columns["source_file_index"] = np.full(len(entry), index, dtype=np.int32)
             columns["entry"] = entry
             if len(entry):
                 yield ak.zip(columns, depth_limit=1)
 
-    def _check_finite(self, columns: dict, file_index: int, entry: np.ndarray) -> None:
-        """Vectorised: one isfinite over each float column; the slow search runs only on failure."""
-        for name, values in columns.items():
-            if name not in _FLOAT_NAMES:
-                continue
-            jagged = isinstance(values, ak.Array)
-            flat = flat_values(values) if jagged else values
-            if np.isfinite(flat).all():
-                continue
-            bad_record = ~np.isfinite(values)
-            if jagged:
-                bad_record = ak.to_numpy(ak.any(bad_record, axis=1))
-            record = int(np.flatnonzero(bad_record)[0])
-            value = values[record]
-            if jagged:
-                position = int(np.flatnonzero(~np.isfinite(ak.to_numpy(value)))[0])
-                what, value = f"element {position} of {name!r}", value[position]
-            else:
-                what = f"branch {name!r}"
+    def _damaged(self, index: int, start: int, stop: int, error: BaseException) -> UnreadableFileError:
+        """The error for baskets that cannot be read: the file, the entries, the global entries, the fix."""
+        offset = int(self.entry_offsets[index]) if hasattr(self, "entry_offsets") else 0
+        path = split_object_path(self.files[index])[0]
+        if is_remote(path):
+            return unreadable(path, error, f" entries {start}..{stop - 1}")
+        return UnreadableFileError(
+            f"{self._where(index)} entries {start}..{stop - 1} cannot be read ({type(error).__name__}: "
+            f"{one_line(error)}): the file is truncated or damaged; regenerate or copy it again, or skip "
+            f"the entries with entry_start/entry_stop (global entries {offset + start}..{offset + stop - 1})")
+
+    def _check_values(self, columns: dict, file_index: int, entry: np.ndarray) -> None:
+        def where(record: int) -> tuple[str, str]:
             per_event = self.mapping.layout == "events" and "jet_index" in columns
             jet = f" (jet_index {columns['jet_index'][record]})" if per_event else ""
-            raise NonFiniteValueError(
-                f"{value} in {what} at {self.locate(file_index, entry[record])}{jet}: the file holds non-finite "
-                f"values; regenerate it, or skip the entry with entry_start/entry_stop "
-                f"(global entry {int(self.entry_offsets[file_index]) + int(entry[record])})")
+            return (f"at {self.locate(file_index, entry[record])}{jet}",
+                    f"skip the entry with entry_start/entry_stop (global entry "
+                    f"{int(self.entry_offsets[file_index]) + int(entry[record])})")
+        check_values(columns, self.mapping, where)
 
 
 def _describe(files: Sequence[str]) -> str:

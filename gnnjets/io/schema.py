@@ -102,6 +102,36 @@ ALL_FIELDS = SCALAR_FIELDS + CELL_FIELDS + TRACK_FIELDS + PARTICLE_FIELDS
 FIELDS_BY_NAME = {field.name: field for field in ALL_FIELDS}
 BRANCH_NAMES = tuple(field.name for field in ALL_FIELDS)
 
+#: the energy of one LHC beam at 14 TeV [GeV]: no cell, track, particle or jet carries more
+BEAM_ENERGY_GEV = 7000.0
+_ANGLE_LIMIT = 2 * np.pi  # phi in (-pi, pi] or [0, 2 pi) both pass; 1e30 does not
+_ETA_LIMIT = 10.0  # far beyond any calorimeter (|eta| < 3) or tracker (|eta| < 2.5)
+_IMPACT_LIMIT_MM = 10_000.0  # a track starts inside the tracker volume
+
+
+def _physical_limits() -> dict[str, tuple[float, float]]:
+    limits = {"cell_layer": (0, N_CALO_LAYERS - 1), "track_charge": (-3, 3), "cell_sigma": (0.0, BEAM_ENERGY_GEV)}
+    for field in ALL_FIELDS:
+        if field.name in limits or np.dtype(field.dtype).kind != "f":
+            continue
+        if field.unit == "GeV":
+            limits[field.name] = (-BEAM_ENERGY_GEV, BEAM_ENERGY_GEV)  # cell energies may be negative (noise)
+        elif field.unit == "rad":
+            limits[field.name] = (-_ANGLE_LIMIT, _ANGLE_LIMIT)
+        elif field.unit == "mm":
+            limits[field.name] = (-_IMPACT_LIMIT_MM, _IMPACT_LIMIT_MM)
+        else:  # pseudorapidities
+            limits[field.name] = (-_ETA_LIMIT, _ETA_LIMIT)
+    return limits
+
+
+#: schema name -> (lowest, highest) value a detector can produce, both included. A value outside is a
+#: corrupt file (a damaged basket, a unit mix-up, a -999 sentinel), refused by the reader with the
+#: same kind of message as NaN. Energies and momenta: |x| <= the beam energy; angles: |phi| <= 2 pi;
+#: pseudorapidities: |eta| <= 10; impact parameters: |d| <= 10 m; layers 0..5; charges |q| <= 3. A branch mapping can
+#: widen a range (``limits:``, :mod:`gnnjets.io.mapping`).
+LIMITS: dict[str, tuple[float, float]] = _physical_limits()
+
 
 def dtype_of(name: str) -> np.dtype:
     """The numpy dtype of branch ``name``."""

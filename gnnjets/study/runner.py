@@ -102,7 +102,8 @@ class Arms:
                 log.info("arm %s: pretraining %d steps (%s)", arm.name, resolved["optim"]["max_steps"],
                          ", ".join(arm.overrides) or "base config")
                 start = time.perf_counter()
-                pretrain(resolved, resume=path.exists())  # a killed arm continues from its last checkpoint
+                # a killed arm continues from its last checkpoint; one killed before its first starts again
+                pretrain(resolved, resume=path.exists(), overwrite=not path.exists())
                 self.timings[f"pretrain {arm.name}"] = round(time.perf_counter() - start, 1)
             self.checkpoints[arm.name] = path
 

@@ -78,6 +78,29 @@ class Task:
             return classification_metrics(np.asarray(attrs["label"]), prediction)
         return response_table(prediction, np.asarray(attrs["truth_e"], dtype=np.float64), energy_bins)
 
+    def bootstrap(self, prediction, attrs: dict, *, resamples: int = 30, seed: int = 0) -> dict:
+        """Standard deviations of the headline metrics over bootstrap resamples of the test jets.
+
+        Classification: ``auc``, ``rejection@0.5``; regression: ``median`` and ``resolution_iqr``
+        of all jets. A resample that cannot give a metric (one class only, too few jets) is skipped.
+        """
+        rng = np.random.default_rng(seed)
+        prediction = np.asarray(prediction)
+        samples: dict[str, list] = {}
+        for _ in range(resamples):
+            pick = rng.integers(0, len(prediction), len(prediction))
+            picked = {name: np.asarray(values)[pick] for name, values in attrs.items()}
+            try:
+                metrics = self.evaluate(prediction[pick], picked, energy_bins=(1.0, 2.0))
+            except ValueError:
+                continue
+            values = ({k: metrics[k] for k in ("auc", "rejection@0.5")} if self.classification
+                      else {k: metrics["all"][k] for k in ("median", "resolution_iqr")})
+            for key, value in values.items():
+                samples.setdefault(key, []).append(value)
+        return {key: float(np.std([v for v in values if np.isfinite(v)])) if np.isfinite(values).any() else None
+                for key, values in samples.items()}
+
 
 def get_task(name: str, *, energy_target: str = "ratio") -> Task:
     """The task called ``name`` (``qg``, ``top`` or ``energy``)."""

@@ -38,17 +38,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gnnjets.base.outputs import atomic_output
+from gnnjets.base.outputs import OutputPathError, atomic_output, check_run_folder
 from gnnjets.checkpoint import CheckpointError, LoadedBackbone, load_backbone, save_checkpoint
 from gnnjets.graphs import GraphConfig
 from gnnjets.io.errors import SchemaVersionError
 from gnnjets.io.provenance import check_schema_versions
+from gnnjets.modelcard import model_card
 from gnnjets.nn.backbone import Backbone
 from gnnjets.nn.config import ModelConfig
 from gnnjets.nn.heads import BackboneWithHead, Head
 from gnnjets.runtime import configure_threads, resolve_device
 from gnnjets.tasks import report
-from gnnjets.tasks.config import DownstreamConfig, config_from_dict
+from gnnjets.tasks.config import DownstreamConfig, config_from_dict, load_config
 from gnnjets.tasks.tasks import get_task
 from gnnjets.train.cache import ArrayCache, file_features
 from gnnjets.train.errors import DownstreamError
@@ -108,10 +109,32 @@ def backbone_source(config: DownstreamConfig) -> BackboneSource:
     return BackboneSource(loaded.graph_config.to_dict(), model, loaded)
 
 
-def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> dict:
-    """Run every configured method for every label count; write results.json and plots; return the results."""
-    if isinstance(config, dict):
+def run_downstream(config: DownstreamConfig | dict | str | Path, *, resume: bool = False,
+                   overwrite: bool = False) -> dict:
+    """Run every configured method for every label count; write results.json and plots; return the results.
+
+    What ``gnnjets-downstream`` calls (also as ``gnnjets.downstream``).
+
+    Args:
+        config: a :class:`~gnnjets.tasks.config.DownstreamConfig`, a dict of its sections, or a YAML
+            path or shipped name (``"qg"``, ``"energy"``, ``"top"``).
+        resume: continue the end-to-end trainings of an interrupted run in ``run.out_dir`` from
+            their per-epoch checkpoints; refused when the folder holds nothing to resume.
+        overwrite: replace the files of an earlier run in ``run.out_dir``; without it (or
+            ``resume``) a folder that holds files is refused before any work.
+
+    Returns:
+        The summary written to ``results.json``: config, data sizes, ``results`` (one dict per
+        method and label count with its metrics), ``files``.
+    """
+    if isinstance(config, (str, Path)):
+        config = load_config(config)
+    elif isinstance(config, dict):
         config = config_from_dict(config)
+    try:  # before any work: an earlier run is never replaced unasked
+        check_run_folder(config.run.out_dir, resume=resume, overwrite=overwrite, option="run.out_dir")
+    except OutputPathError as err:
+        raise DownstreamError(str(err)) from None
     started = time.perf_counter()
     try:
         device = resolve_device(config.run.device)
@@ -142,6 +165,7 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
     seed = config.run.seed
     saved_config = {"task": task.name, "graph": source.graph, "model": source.model,
                     "head": dataclasses.asdict(config.head), "energy_target": config.energy.target}
+    card = model_card(saved_config, train.files, kind=f"downstream {task.name}")
     methods = _methods(config, task, source, cache, (train, val, test), (y_train, y_val), saved_config,
                        device=device, resume=resume, models_dir=out_dir / "models")
 
@@ -152,13 +176,15 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
             prediction, info, model = method.fit(count, subsets[count], val_subset(len(val), count, seed))
             metrics = task.evaluate(prediction, test.attrs, energy_bins=config.energy.bins)
             results.append({"method": method.name, "head": method.head, "labels": count, "metrics": metrics,
-                            "train": info})
+                            "uncertainty": task.bootstrap(prediction, test.attrs), "train": info})
             if count == counts[-1]:
                 predictions[method.name] = prediction
             if model is not None:
                 save_checkpoint(out_dir / "models" / f"{method.name}-{method.head}-N{count}.pt",
                                 {"config": saved_config, "method": method.name, "labels": count,
-                                 "backbone_checkpoint": config.backbone.checkpoint, **model})
+                                 "backbone_checkpoint": config.backbone.checkpoint,
+                                 "model_card": {**card, "kind": f"downstream {task.name}: {method.name} "
+                                                                 f"({method.head}), {count} labels"}, **model})
             log.info("%s (%s), %d labels: %s", method.name, method.head, count, report.headline(task, metrics))
 
     loaded = source.loaded
@@ -176,7 +202,7 @@ def run_downstream(config: DownstreamConfig | dict, *, resume: bool = False) -> 
         tmp.write_text(json.dumps(summary, indent=2, default=float, allow_nan=True))
     report.save_predictions(out_dir / "predictions.npz", predictions, test)
     try:  # plots never cost results: results.json is already written
-        files.update(report.make_plots(task, config, counts, results, predictions, test, out_dir))
+        files.update(report.make_plots(task, counts, results, predictions, test.attrs, out_dir))
     except Exception as err:  # noqa: BLE001 - matplotlib raises many types
         log.warning("plots not written: %s: %s", type(err).__name__, err)
     with atomic_output(out_dir / "results.json") as tmp:  # again, with the plots' files
@@ -252,7 +278,8 @@ def _methods(config: DownstreamConfig, task, source: BackboneSource, cache: Arra
         settings = efp.efp_settings(task.name, config.efp)
         features = {name: file_features(cache, "efp", jets, settings, config,
                                         lambda paths: efp.efp_features(paths, replica=config.data.replica,
-                                                                       tree=config.data.tree, **settings))
+                                                                       tree=config.data.tree, progress=progress,
+                                                                       **settings))
                     for name, jets in (("train", train), ("val", val), ("test", test))}
         methods.append(feature_method("efp", features, {"n_efps": int(features["train"].shape[1])}))
     if "em" in config.baselines:

@@ -15,6 +15,10 @@ from torch import nn
 from tqdm import tqdm
 
 
+class NoBatchError(ValueError):
+    """:func:`run_batches` got no batch at all (no jets selected)."""
+
+
 @torch.no_grad()  # not inference_mode: its tensors cannot feed a downstream model's autograd
 def run_batches(model: nn.Module, batches: Iterable, n: int | None = None, *, device: torch.device | str = "cpu",
                 transform: Callable | None = None, progress: bool = False, desc: str = "embed") -> np.ndarray:
@@ -29,7 +33,8 @@ def run_batches(model: nn.Module, batches: Iterable, n: int | None = None, *, de
             before it is stored, e.g. to mask the rows of empty graphs; default none.
         progress: a tqdm bar over the jets.
 
-    Raises ``ValueError`` when there is no batch at all.
+    Raises :class:`NoBatchError` (a ``ValueError``) when there is no batch at all; errors of the
+    batches themselves (an unreadable file) pass through unchanged.
     """
     was_training = model.training
     model.eval()
@@ -53,7 +58,7 @@ def run_batches(model: nn.Module, batches: Iterable, n: int | None = None, *, de
     finally:
         model.train(was_training)
     if out is None and not pieces:
-        raise ValueError("no batch to run: there are no jets")
+        raise NoBatchError("no batch to run: there are no jets")
     if out is None:
         out = np.empty((filled,) + pieces[0][1].shape[1:], dtype=np.float32)
         for rows, output in pieces:

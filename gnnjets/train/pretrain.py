@@ -22,6 +22,7 @@ Distributed: under ``torchrun --nproc_per_node=N`` each process trains on its sh
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -35,10 +36,12 @@ from tqdm import tqdm
 
 from gnnjets.augment import augmentations_from_config
 from gnnjets.checkpoint import CheckpointError, config_differences, load_checkpoint, save_checkpoint
-from gnnjets.config import PretrainConfig, config_from_dict
+from gnnjets.base.outputs import OutputPathError, check_run_folder
+from gnnjets.config import PretrainConfig, config_from_dict, load_config
 from gnnjets.data import JetDataset, JetReplicaDataset, make_loader
 from gnnjets.losses import NTXentLoss, VICRegLoss
 from gnnjets.losses.diagnostics import contrastive_diagnostics
+from gnnjets.modelcard import model_card
 from gnnjets.nn.model import build_model
 from gnnjets.runtime import configure_threads, resolve_device
 from gnnjets.train.errors import TrainingError
@@ -134,9 +137,14 @@ def _write_metrics(path: Path, row: dict, resume_step: int | None = None) -> Non
 class Pretrainer:
     """Holds the run's pieces; :meth:`run` trains. Built by :func:`pretrain`."""
 
-    def __init__(self, config: PretrainConfig, *, resume: bool = False):
+    def __init__(self, config: PretrainConfig, *, resume: bool = False, overwrite: bool = False):
         self.config = config
         self.rank, self.world, local_rank = _distributed()
+        if self.rank == 0 and not resume:  # before any work: an earlier run is never replaced unasked
+            try:
+                check_run_folder(config.train.out_dir, overwrite=overwrite, option="train.out_dir")
+            except OutputPathError as err:
+                raise TrainingError(str(err)) from None
         self.device = _device(config, local_rank)
         if self.device.type == "cpu":
             configure_threads(config.train.threads, workers=config.data.num_workers)
@@ -151,6 +159,8 @@ class Pretrainer:
             config.data.train, replicas=config.data.replicas, transform=augmentations_from_config(config.augment),
             graph_config=config.graph, shuffle=True, shuffle_buffer=config.data.shuffle_buffer,
             seed=config.train.seed, chunk_jets=config.data.chunk_jets, pairing=config.data.pairing)
+        #: what made these weights, saved in every checkpoint (gnnjets.modelcard)
+        self.model_card = model_card(config.to_dict(), self.dataset.files, kind="pretraining") if self.rank == 0 else None
         jets_per_rank = self.dataset.num_jets // self.world
         if config.optim.batch_size > jets_per_rank:
             raise TrainingError(f"optim.batch_size={config.optim.batch_size} is larger than the {jets_per_rank} jets "
@@ -189,6 +199,7 @@ class Pretrainer:
             "data_position": {"epoch": self.epoch, "batches": self.batches_in_epoch, "world_size": self.world},
             "rng": {"torch": torch.get_rng_state()},
             "probe_auc": self.probe_auc,
+            "model_card": self.model_card,
         }
 
     def _resume(self) -> None:
@@ -271,23 +282,27 @@ class Pretrainer:
     def run(self, *, stop_after: int | None = None) -> PretrainResult:
         """Train to ``optim.max_steps`` (``stop_after``: leave at that step without a final checkpoint, as a kill would)."""
         config = self.config
+        # the first batch (and the step-0 probe) read the data before anything is written: a file that
+        # cannot be read leaves the run folder as it was
+        batches = self._batches() if self.step < config.optim.max_steps else iter(())
+        first = next(batches, None)
+        probe_at_start = self.step == 0 and config.train.probe_every and self.probe_dataset is not None
+        # the untrained backbone's probe: the start of the AUC-vs-step curve (JetCLR, arXiv:2108.04253, Fig. 4)
+        auc = self.probe() if probe_at_start else None
         if self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
             _write_metrics(self.metrics_path, {}, resume_step=self.resumed_from if self.resumed_from is not None else -1)
+            if probe_at_start:
+                _write_metrics(self.metrics_path, {"step": 0, "epoch": 0, "probe_auc": auc})
         board = _tensorboard(self.out_dir) if self.rank == 0 else None
         progress = tqdm(total=config.optim.max_steps, initial=self.step, unit="step", file=None,
                         disable=not config.train.progress or self.rank != 0, desc="pretrain")
         loss, diagnostics = torch.tensor(float("nan")), {}
         jets_seen, clock = 0, time.perf_counter()
-        if self.step == 0 and config.train.probe_every and self.probe_dataset is not None:
-            # the untrained backbone's probe: the start of the AUC-vs-step curve (JetCLR, arXiv:2108.04253, Fig. 4)
-            auc = self.probe()
-            if self.rank == 0:
-                _write_metrics(self.metrics_path, {"step": 0, "epoch": 0, "probe_auc": auc})
         self.model.train()
-        if self.step < config.optim.max_steps:
-            for batch in self._batches():
+        if first is not None:
+            for batch in itertools.chain([first], batches):
                 loss, h, z = self._train_step(batch)
                 self.step += 1
                 jets_seen += batch.num_jets
@@ -321,11 +336,30 @@ class Pretrainer:
         return PretrainResult(self.step, float(loss.item()), diagnostics, self.probe_auc, self.checkpoint_path)
 
 
-def pretrain(config: PretrainConfig | dict, *, resume: bool = False, stop_after: int | None = None) -> PretrainResult:
-    """Run (or resume) a pretraining; see the module docstring."""
-    if isinstance(config, dict):
+def pretrain(config: PretrainConfig | dict | str | Path, *, resume: bool = False, overwrite: bool = False,
+             stop_after: int | None = None) -> PretrainResult:
+    """Run (or resume) a contrastive pretraining; what ``gnnjets-pretrain`` calls.
+
+    Args:
+        config: a :class:`~gnnjets.config.PretrainConfig`, a dict of its sections, or a YAML path or
+            shipped name (``"default"``).
+        resume: continue from ``<train.out_dir>/last.pt`` (same weights as an uninterrupted run).
+        overwrite: start afresh in a ``train.out_dir`` that holds an earlier run, replacing its
+            files; without it (or ``resume``) such a folder is refused before any work.
+        stop_after: leave after this step without a final checkpoint (tests of resuming).
+
+    Returns:
+        A :class:`PretrainResult` (final step, loss, diagnostics, probe AUC, checkpoint path).
+
+    Raises:
+        :class:`~gnnjets.base.errors.GnnjetsError` subclasses for anything the user can fix (bad
+        config, unreadable data, occupied run folder, incompatible resume, non-finite loss).
+    """
+    if isinstance(config, (str, Path)):
+        config = load_config(config)
+    elif isinstance(config, dict):
         config = config_from_dict(config)
-    trainer = Pretrainer(config, resume=resume)
+    trainer = Pretrainer(config, resume=resume, overwrite=overwrite)
     try:
         result = trainer.run(stop_after=stop_after)
         if trainer.world > 1:

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gnnjets.data import JetDataset, make_loader
-from gnnjets.train.inference import run_batches
+from gnnjets.train.inference import NoBatchError, run_batches
 
 
 def embed_dataset(backbone: torch.nn.Module, dataset: JetDataset, *, batch_size: int = 512, max_jets: int | None = None,
@@ -34,7 +34,7 @@ def embed_dataset(backbone: torch.nn.Module, dataset: JetDataset, *, batch_size:
 
     try:
         h = run_batches(backbone, batches(), device=device)
-    except ValueError:  # no jets
+    except NoBatchError:  # no jets (an unreadable file is not that: its error passes)
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0)
     label = np.concatenate(labels)
     return (h[:max_jets], label[:max_jets]) if max_jets is not None else (h, label)

@@ -67,7 +67,7 @@ def test_typed_config_from_dict_and_overrides():
 
 
 def test_read_config_file_errors(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist; see configs/x/ for the shipped ones"):
+    with pytest.raises(ConfigError, match=r"does not exist; give a path or the name of a shipped one \(none; configs/x/\)"):
         read_config_file(tmp_path / "none.yaml", folder="configs/x/", example="a: ...")
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [unclosed")

@@ -169,3 +169,42 @@ def test_output_path_that_is_a_folder(tmp_path, capsys):
     assert generate(folder) == 2
     assert "is a folder" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a root file", "is not a readable detector-sim file"),
+    (b"", "is not a readable detector-sim file"),
+    ("truncated", "is not a readable detector-sim file"),
+    ("no jets", "holds no TTree 'jets'"),
+])
+def test_info_on_broken_or_foreign_files_is_one_line(qg_file, tmp_path, capsys, content, message):
+    """Issue case 3: detector-sim info never shows a traceback."""
+    path = tmp_path / "bad.root"
+    if content == "truncated":
+        path.write_bytes(qg_file.read_bytes()[:2000])
+    elif content == "no jets":
+        with uproot.recreate(path) as file:
+            file.mktree("events", {"x": np.float32})
+            file["events"].extend({"x": np.zeros(2, np.float32)})
+    else:
+        path.write_bytes(content)
+    assert cli.main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("detector-sim: error: ") and message in err and err.count("\n") == 1
+
+
+def test_info_on_a_file_without_provenance_says_so(tmp_path, capsys):
+    path = tmp_path / "plain.root"
+    with uproot.recreate(path) as file:
+        file.mktree("jets", {name: np.int32 if name in ("label", "ncell", "ntrack") else np.float32
+                             for name in ("label", "jet_pt", "truth_pt", "ncell", "ntrack")})
+        file["jets"].extend({name: np.ones(3, np.int32 if name in ("label", "ncell", "ntrack") else np.float32)
+                             for name in ("label", "jet_pt", "truth_pt", "ncell", "ntrack")})
+    assert cli.main(["info", str(path)]) == 0
+    assert "no provenance" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and "gnnjets 0.1.0" in capsys.readouterr().out

@@ -309,7 +309,7 @@ def test_config_errors_teach():
         GraphConfig(max_cells=0)
     with pytest.raises(GraphConfigError, match="did you mean 'd0_scale_mm'"):
         GraphConfig.from_dict({"scaling": {"d0_scale": 1.0}})
-    with pytest.raises(FileNotFoundError, match="configs/graphs/cpu.yaml"):
+    with pytest.raises(FileNotFoundError, match="give a path or a shipped one: cpu, gpu"):
         load_graph_config("no/such/config.yaml")
     assert GraphConfig(k_track=2).k_track == (2,) * 6
     assert GraphConfig.from_dict({"graph": {"max_cells": 10}}).max_cells == 10

@@ -272,3 +272,33 @@ def test_cocoa_nan_direction_is_reported_not_dropped(tmp_path):
     path = write_cocoa_file(tmp_path / "nan.root", events)
     with pytest.raises(NonFiniteValueError, match=f"nan in 'cell_eta' .* at {re.escape(str(path))}:Out_Tree entry 1"):
         read_all(path, mapping="cocoa")
+
+
+def test_cocoa_truth_jets_give_truth_and_labels_and_the_dropped_energy_is_reported(tmp_path, caplog):
+    """Issue case 9: the file's own truth jets are read; the Delta R selection's losses are counted."""
+    events = [dict(event, true_jet=truth) for event, truth in zip(COCOA_EVENTS, [
+        dict(pt=[90e3, 45e3, 10e3], eta=[0.05, 1.02, -2.0], phi=[3.05, -1.01, 0.0], m=[8e3, 4e3, 1e3],
+             truth_id=[21, 2, 1]),  # gluon near jet 0 (through the phi wrap), quark near jet 1
+        dict(pt=[150e3], eta=[1.5], phi=[0.0], m=[15e3], truth_id=[1]),  # nothing within 0.2 of jet 0
+    ])]
+    path = tmp_path / "cocoa_truth.root"
+    groups = {}
+    for group in ("topo_jet", "cell", "track", "true_jet"):
+        dtypes = {"layer": np.int32, "topo_idx": np.int32, "truth_id": np.int32}
+        groups[group] = ak.zip({name: ak.Array([np.asarray(event[group][name], dtype=dtypes.get(name, np.float32))
+                                                for event in events]) for name in events[0][group]})
+    with uproot.recreate(path) as file:
+        file.mktree("Out_Tree", {group: array.type.content for group, array in groups.items()})
+        file["Out_Tree"].extend(groups)
+    with caplog.at_level("INFO", logger="gnnjets.io.reader"):
+        jets = read_all(path, mapping="cocoa")
+    assert jets.label.tolist() == [0, 1, -1] and jets.parton_pdgid.tolist() == [21, 2, 0]
+    np.testing.assert_allclose(jets.truth_pt.tolist(), [90.0, 45.0, 200.0])  # the last keeps reco: no match
+    np.testing.assert_allclose(jets.truth_eta.tolist()[:2], [0.05, 1.02], rtol=1e-6)
+    np.testing.assert_allclose(jets.truth_e.tolist()[0], np.hypot(90 * np.cosh(0.05), 8.0), rtol=1e-5)
+    # cells outside every jet: event 0's cell at eta -2 (3 GeV), event 1's at Delta R 0.41 (0.6 GeV)
+    chunks = read_jets(path, mapping="cocoa")
+    list(chunks)
+    assert chunks.selection["cells"] == 6 and chunks.selection["cells_dropped"] == 2
+    assert chunks.selection["cell_energy_dropped_gev"] == pytest.approx(3.6)
+    assert "dropped 2 of 6 cells, 3.6 of 11.1 GeV (32.4% of the cell energy)" in caplog.text

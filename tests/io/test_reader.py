@@ -22,11 +22,15 @@ def _hand_batch() -> dict:
     n_cells, n_tracks, n_particles = (2, 3, 1), (1, 0, 2), (1, 1, 0)
     batch = {}
     for i, field in enumerate(schema.SCALAR_FIELDS):
-        batch[field.name] = np.array([i, i + 0.5, -i], dtype=field.dtype)
+        scale = 0.1 if field.dtype[0] == "f" else 1  # inside the physical ranges (|phi| <= 2 pi, ...)
+        batch[field.name] = np.array([i, i + 0.5, -i], dtype=np.float64).astype(field.dtype) * scale
     for prefix, counts in (("cell", n_cells), ("track", n_tracks), ("particle", n_particles)):
         for j, field in enumerate(schema.COLLECTIONS[prefix][1]):
-            batch[field.name] = ak.Array([np.arange(n, dtype=field.dtype) * (j + 1) + 0.25 * (field.dtype[0] == "f")
+            step = (j % 4 + 1) if field.dtype[0] == "f" else j + 1  # |values| <= 6.25: inside every range
+            batch[field.name] = ak.Array([np.arange(n, dtype=field.dtype) * step + 0.25 * (field.dtype[0] == "f")
                                           for n in counts])
+    batch["cell_layer"] = ak.Array([np.arange(n, dtype=np.int32) for n in n_cells])  # layers 0..5
+    batch["track_charge"] = ak.Array([np.arange(n, dtype=np.int32) - 1 for n in n_tracks])  # charges -1..1
     return batch
 
 

@@ -85,7 +85,7 @@ def test_qg_frozen_head_and_scratch_over_two_label_counts(tmp_path, tiny_checkpo
     # the second run reads the cached embeddings
     cached = sorted((tmp_path / "cache").glob("embed-*.npy"))
     assert len(cached) == 3
-    again = run_downstream(make_config(tmp_path, tiny_checkpoint, data={"labels": [120]}))
+    again = run_downstream(make_config(tmp_path, tiny_checkpoint, data={"labels": [120]}), overwrite=True)
     assert again["results"][0]["metrics"] == pytest.approx(summary["results"][1]["metrics"])
 
 
