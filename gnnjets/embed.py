@@ -53,7 +53,7 @@ from gnnjets.io.schema import SCHEMA_VERSION
 from gnnjets.io.values import check_values
 from gnnjets.nn.backbone import graph_index
 from gnnjets.nn.config import ModelConfig
-from gnnjets.runtime import resolve_device
+from gnnjets.runtime import resolve_device, tune_allocator
 from gnnjets.train.inference import NoBatchError, run_batches
 
 __all__ = ["Embedder", "EmptyJetsWarning", "ID_DTYPES", "EMBEDDING_TREE", "FORMATS", "SUFFIX_FORMATS",
@@ -106,6 +106,7 @@ class Embedder:
         self.model_config = model_config if model_config is not None or backbone_config is None \
             else ModelConfig(backbone=backbone_config)
         self.device = resolve_device(device)
+        tune_allocator()  # embedding allocates large per-batch tensors: keep them (see gnnjets.runtime)
         self.backbone = backbone.to(self.device).eval()
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.schema_version = schema_version

@@ -27,7 +27,7 @@ from gnnjets.checkpoint import config_differences, load_backbone, load_checkpoin
 from gnnjets.config import config_from_dict as pretrain_config_from_dict
 from gnnjets.nn.backbone import Backbone
 from gnnjets.nn.config import ModelConfig
-from gnnjets.runtime import configure_threads, resolve_device
+from gnnjets.runtime import configure_threads, resolve_device, tune_allocator
 from gnnjets.study import data as study_data
 from gnnjets.study import methods, report
 from gnnjets.study.config import BASELINES, StudyConfig, config_from_dict
@@ -160,6 +160,7 @@ def run_study(config: StudyConfig | dict, *, resume: bool = False, overwrite: bo
     if overwrite and (out_dir / "fits.jsonl").exists():
         (out_dir / "fits.jsonl").unlink()
     configure_threads(config.threads or None)
+    tune_allocator()
     device = resolve_device("auto")
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -47,7 +47,7 @@ from gnnjets.modelcard import model_card
 from gnnjets.nn.backbone import Backbone
 from gnnjets.nn.config import ModelConfig
 from gnnjets.nn.heads import BackboneWithHead, Head
-from gnnjets.runtime import configure_threads, resolve_device
+from gnnjets.runtime import configure_threads, resolve_device, tune_allocator
 from gnnjets.tasks import report
 from gnnjets.tasks.config import DownstreamConfig, config_from_dict, load_config
 from gnnjets.tasks.tasks import get_task
@@ -142,6 +142,7 @@ def run_downstream(config: DownstreamConfig | dict | str | Path, *, resume: bool
         raise DownstreamError(f"run.device: {err}") from None
     if device.type == "cpu":
         configure_threads(config.run.threads)
+    tune_allocator()
     task = get_task(config.task, energy_target=config.energy.target)
     out_dir = Path(config.run.out_dir)
     cache = ArrayCache(config.run.cache_dir)

@@ -43,7 +43,7 @@ from gnnjets.losses import NTXentLoss, VICRegLoss
 from gnnjets.losses.diagnostics import contrastive_diagnostics
 from gnnjets.modelcard import model_card
 from gnnjets.nn.model import build_model
-from gnnjets.runtime import configure_threads, resolve_device
+from gnnjets.runtime import configure_threads, resolve_device, tune_allocator
 from gnnjets.train.errors import TrainingError
 from gnnjets.train.probe import embed_dataset, linear_probe_auc
 from gnnjets.train.schedule import lr_factor
@@ -148,6 +148,7 @@ class Pretrainer:
         self.device = _device(config, local_rank)
         if self.device.type == "cpu":
             configure_threads(config.train.threads, workers=config.data.num_workers)
+        tune_allocator()
         self.out_dir = Path(config.train.out_dir)
         self.checkpoint_path = self.out_dir / "last.pt"
         self.metrics_path = self.out_dir / "metrics.csv"
