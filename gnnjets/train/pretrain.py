@@ -16,7 +16,9 @@ are regenerated and skipped) and the torch RNG: a run killed after a checkpoint 
 at the same weights as an uninterrupted run.
 
 Distributed: under ``torchrun --nproc_per_node=N`` each process trains on its share of the chunks
-(DDP, NCCL on GPUs, gloo on CPU); gradients are averaged, negatives are those of the local batch.
+(DDP, NCCL on GPUs, gloo on CPU); the projections of every rank are gathered with their gradients
+(:mod:`gnnjets.losses.distributed`), so the loss sees the negatives of the whole global batch and
+N ranks of B jets train as one process on N B jets.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from gnnjets.base.outputs import OutputPathError, check_run_folder
 from gnnjets.config import PretrainConfig, config_from_dict, load_config
 from gnnjets.data import JetDataset, JetReplicaDataset, make_loader
 from gnnjets.losses import NTXentLoss, VICRegLoss
+from gnnjets.losses.distributed import gather_across_ranks
 from gnnjets.losses.diagnostics import contrastive_diagnostics
 from gnnjets.modelcard import model_card
 from gnnjets.nn.model import build_model
@@ -258,7 +261,7 @@ class Pretrainer:
         autocast = self.device.type == "cuda" and self.config.train.bf16
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=autocast):
             h, z = self.views(views)  # (N, R, D), (N, R, D_z)
-            loss = self.criterion(z)
+            loss = self.criterion(gather_across_ranks(z))  # (world N, R, D_z): negatives from every rank
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss ({loss.item()}) at step {self.step + 1}; stopped without saving "
                                 f"it: {self.checkpoint_path} holds the last good state (step "

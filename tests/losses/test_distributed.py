@@ -1,0 +1,81 @@
+"""Global negatives under DDP: N ranks of B jets give the loss and gradients of one process on N B jets."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from gnnjets.losses import NTXentLoss, VICRegLoss
+from gnnjets.losses.distributed import gather_across_ranks
+
+WORLD, LOCAL, DIM = 2, 6, 5
+
+
+def inputs():
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(DIM, DIM, generator=generator)
+    x = torch.randn(WORLD * LOCAL, 2, DIM, generator=generator)  # (jets, views, features)
+    return weight, x
+
+
+def loss_of(criterion, weight, x):
+    return criterion(x @ weight)  # z = x W: a one-layer "model"
+
+
+def _rank(rank: int, port: int, kind: str, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        weight, x = inputs()
+        weight = weight.clone().requires_grad_()
+        model = torch.nn.parallel.DistributedDataParallel(_Linear(weight))
+        criterion = NTXentLoss(temperature=0.2) if kind == "ntxent" else VICRegLoss()
+        z = model(x[rank * LOCAL:(rank + 1) * LOCAL])
+        loss = criterion(gather_across_ranks(z))
+        loss.backward()
+        # plain data: a tensor sent through the queue dies with this process's shared memory
+        queue.put((rank, loss.item(), model.module.weight.grad.tolist()))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight.detach().clone())
+
+    def forward(self, x):
+        return x @ self.weight
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["ntxent", "vicreg"])
+def test_two_ranks_equal_one_process_on_the_whole_batch(kind):
+    weight, x = inputs()
+    single = _Linear(weight)
+    criterion = NTXentLoss(temperature=0.2) if kind == "ntxent" else VICRegLoss()
+    expected = criterion(single(x))
+    expected.backward()
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    port = 29_400 + os.getpid() % 500
+    processes = [context.Process(target=_rank, args=(rank, port, kind, queue)) for rank in range(WORLD)]
+    for process in processes:
+        process.start()
+    results = [queue.get(timeout=120) for _ in range(WORLD)]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    for _, loss, grad in results:
+        assert loss == pytest.approx(expected.item(), rel=1e-5)
+        torch.testing.assert_close(torch.tensor(grad), single.weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_single_process_passes_through():
+    z = torch.randn(3, 2, 4)
+    assert gather_across_ranks(z) is z
