@@ -1,26 +1,21 @@
-"""Embedding throughput: jets/s from a ROOT file to embeddings h, on CPU and GPU, and where the time goes.
+"""Embedding throughput: jets/s from a ROOT file to embeddings h, against reading and graph building alone.
 
-    python benchmarks/embed_throughput.py                                   # runs/qg20k/last.pt, data/qg_small.root
-    python benchmarks/embed_throughput.py --device cpu --repeat 1           # quick, CPU only
-    python benchmarks/embed_throughput.py --file data/big/qg_train.root --device cuda --batch-size 2048 --workers 4
+    python benchmarks/embed_throughput.py                                  # default config, data/qg_small.root
+    python benchmarks/embed_throughput.py --configs v0.1 default --file data/big/dev_qg_labelled.root
+    python benchmarks/embed_throughput.py --checkpoint runs/pretrain/last.pt --device cuda --batch-size 2048
+    python benchmarks/embed_throughput.py --rss-files data/qg_small.root data/big/dev_qg_labelled.root
 
-Three measurements per device, each the fastest of ``--repeat`` passes over the whole file (the
-first pass also loads the numba kernels, ~0.7 s; on a machine shared with other jobs the fastest
-pass is the least disturbed one):
+Per config (a pretraining config name or path, embedded with seeded random weights: the speed does
+not depend on them) or checkpoint, three measurements, each the fastest of ``--repeat`` passes:
 
-``full``
-    ``Embedder.embed_file``: reading, graph building, batching, forward pass, copy to numpy;
-``read+graphs``
-    the same loader (``make_loader(JetDataset(...))``) without the model: reading and graph building;
-``forward``
-    ``Embedder.embed_graphs`` on those batches held in memory: transfer to the device, forward, copy back.
+``full``         ``Embedder.embed_file``: reading, graph building, batching, forward, copy to numpy;
+``read+graphs``  the same loader without the model;
+``forward``      ``Embedder.embed_graphs`` on those batches held in memory;
 
-With ``--workers 0`` full ~ read+graphs + forward; with workers the two overlap. Jets/s counts
-records (jet replicas). Each device runs in its own process (spawned), so the peak RSS
-(``ru_maxrss``) is that device's own; on a GPU the peak of ``torch.cuda.max_memory_allocated`` is
-printed too. Without ``--checkpoint`` and without ``runs/qg20k/last.pt`` a checkpoint of random
-weights in the default configuration is written to a temporary folder: the speed does not depend
-on the weights.
+and ``full / read+graphs``, the share of the reading speed that embedding keeps (the target is at
+least 50 %). ``--rss-files``: the peak RSS of streaming (``Embedder.iter_embed``) through each file,
+one process per file; with flat memory it does not grow with the file. Each measurement runs in
+its own spawned process; the device, dtype and threads are printed.
 """
 
 from __future__ import annotations
@@ -36,25 +31,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
 
-from gnnjets.checkpoint import save_checkpoint  # noqa: E402
-from gnnjets.config import config_from_dict  # noqa: E402
-from gnnjets.embed import Embedder  # noqa: E402
-from gnnjets.data import JetDataset, make_loader  # noqa: E402
-from gnnjets.nn import build_model  # noqa: E402
+def random_checkpoint(config_name: str, folder: Path) -> Path:
+    """A checkpoint of ``config_name``'s graph and model with seeded random weights."""
+    from gnnjets.checkpoint import save_checkpoint
+    from gnnjets.config import load_config
+    from gnnjets.nn import build_model
 
-DEFAULT_CHECKPOINT = ROOT / "runs/qg20k/last.pt"
-
-
-def random_checkpoint(folder: Path) -> Path:
-    """A checkpoint of the default config with seeded random weights."""
-    config = config_from_dict({}).to_dict()
-    return save_checkpoint(folder / "random.pt", {"config": config,
-                                                  "model": build_model(config["model"], seed=0).state_dict()})
+    config = load_config(config_name).to_dict()
+    path = folder / f"{Path(config_name).stem}.pt"
+    return save_checkpoint(path, {"config": config, "model": build_model(config["model"], seed=0).state_dict()})
 
 
-def measure(checkpoint: str, path: str, device: str, batch_size: int, workers: int, repeat: int) -> dict:
+def measure(checkpoint: str, path: str, device: str, batch_size: int, workers: int, repeat: int, threads) -> dict:
+    import torch
+
+    from gnnjets.data import JetDataset, make_loader
+    from gnnjets.embed import Embedder
+    from gnnjets.runtime import configure_threads
+
+    configure_threads(threads, workers=workers)
     embedder = Embedder.from_checkpoint(checkpoint, device=device)
     full, read, forward = [], [], []
     jets = 0
@@ -63,72 +59,70 @@ def measure(checkpoint: str, path: str, device: str, batch_size: int, workers: i
         h, _ = embedder.embed_file(path, batch_size=batch_size, num_workers=workers)
         full.append(time.perf_counter() - start)
         jets = len(h)
-
         dataset = JetDataset(path, graph_config=embedder.graph_config, shuffle=False, skip_empty=False)
         start = time.perf_counter()
         batches = list(make_loader(dataset, batch_size=batch_size, num_workers=workers))
         read.append(time.perf_counter() - start)
-
         start = time.perf_counter()
         for batch in batches:
             embedder.embed_graphs(batch)  # returns on the CPU: the device is synchronised
         forward.append(time.perf_counter() - start)
-    result = {"jets": jets, "dim": embedder.dim, "threads": torch.get_num_threads(),
-              "full": jets / min(full), "read": jets / min(read), "forward": jets / min(forward),
-              "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "gpu_mb": float("nan")}
-    if embedder.device.type == "cuda":
-        result["gpu_mb"] = torch.cuda.max_memory_allocated(embedder.device) / 2**20
-        result["gpu"] = torch.cuda.get_device_name(embedder.device)
-    return result
+    cuda = embedder.device.type == "cuda"
+    return {"jets": jets, "dim": embedder.dim, "threads": torch.get_num_threads(), "full": jets / min(full),
+            "read": jets / min(read), "forward": jets / min(forward),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "gpu_mb": torch.cuda.max_memory_allocated(embedder.device) / 2**20 if cuda else float("nan"),
+            "device": torch.cuda.get_device_name(embedder.device) if cuda else "cpu", "dtype": "float32"}
 
 
-def _worker(args, checkpoint: str, device: str, queue) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    queue.put(measure(checkpoint, args.file, device, args.batch_size, args.workers, args.repeat))
+def stream_rss(checkpoint: str, path: str, batch_size: int, step_size: int, threads) -> dict:
+    from gnnjets.embed import Embedder
+    from gnnjets.runtime import configure_threads
+
+    configure_threads(threads)
+    embedder = Embedder.from_checkpoint(checkpoint, device="cpu")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    jets = sum(len(h) for h, _ in embedder.iter_embed(path, step_size=step_size, batch_size=batch_size))
+    return {"jets": jets, "before_mb": before, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _run(function, *args):
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(function, args)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default=None,
-                        help=f"default {DEFAULT_CHECKPOINT.relative_to(ROOT)} if present, else random weights")
+    parser.add_argument("--configs", nargs="+", default=["default"], help="pretraining configs (random weights)")
+    parser.add_argument("--checkpoint", default=None, help="measure this checkpoint instead of --configs")
     parser.add_argument("--file", default=str(ROOT / "data/qg_small.root"), help="ROOT file to embed")
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--device", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []),
-                        help="devices to measure (default: cpu, and cuda when available)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader processes building graphs")
-    parser.add_argument("--repeat", type=int, default=3, help="passes per measurement; the fastest counts")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice, one per core)")
+    parser.add_argument("--repeat", type=int, default=2, help="passes per measurement; the fastest counts")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: automatic)")
+    parser.add_argument("--rss-files", nargs="*", default=[], help="files to stream through, peak RSS each")
+    parser.add_argument("--step-size", type=int, default=10_000, help="entries per streamed chunk")
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-
     tmp = tempfile.TemporaryDirectory(prefix="embed_throughput_")
-    if args.checkpoint is None:
-        args.checkpoint = str(DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else random_checkpoint(Path(tmp.name)))
-    print(f"checkpoint {args.checkpoint}, file {args.file}, batch size {args.batch_size}, workers {args.workers}, "
-          f"fastest of {args.repeat} pass(es)")
-    print(f"{'device':>6} {'jets':>6} {'D':>4} {'threads':>7} {'full/s':>8} {'read+graphs/s':>13} {'forward/s':>9} "
-          f"{'peak RSS MB':>11} {'GPU MB':>7}")
-    context = multiprocessing.get_context("spawn")
-    status = 0
-    for device in args.device:
-        queue = context.Queue()
-        process = context.Process(target=_worker, args=(args, args.checkpoint, device, queue))
-        process.start()
-        process.join()  # the result is a small dict: it fits the queue's pipe, no deadlock
-        if process.exitcode != 0:
-            print(f"{device:>6} failed (exit code {process.exitcode})", flush=True)
-            status = 1
-            continue
-        r = queue.get()
-        print(f"{device:>6} {r['jets']:>6} {r['dim']:>4} {r['threads']:>7} {r['full']:>8.0f} {r['read']:>13.0f} "
-              f"{r['forward']:>9.0f} {r['rss_mb']:>11.0f} {r['gpu_mb']:>7.0f}"
-              + (f"  ({r['gpu']})" if "gpu" in r else ""), flush=True)
+    checkpoints = ({args.checkpoint: args.checkpoint} if args.checkpoint else
+                   {name: str(random_checkpoint(name, Path(tmp.name))) for name in args.configs})
+    print(f"file {args.file}, batch size {args.batch_size}, workers {args.workers}, fastest of {args.repeat} pass(es)")
+    print(f"{'config':>10} {'device':>8} {'dtype':>8} {'jets':>6} {'D':>4} {'thr':>3} {'full/s':>8} "
+          f"{'read+graphs/s':>13} {'forward/s':>9} {'full/read':>9} {'peak RSS MB':>11}")
+    for name, checkpoint in checkpoints.items():
+        r = _run(measure, checkpoint, args.file, args.device, args.batch_size, args.workers, args.repeat, args.threads)
+        print(f"{Path(name).stem:>10} {r['device']:>8} {r['dtype']:>8} {r['jets']:>6} {r['dim']:>4} {r['threads']:>3} "
+              f"{r['full']:>8.0f} {r['read']:>13.0f} {r['forward']:>9.0f} {r['full'] / r['read']:>9.1%} "
+              f"{r['rss_mb']:>11.0f}", flush=True)
+    for path in args.rss_files:
+        checkpoint = next(iter(checkpoints.values()))
+        r = _run(stream_rss, checkpoint, path, args.batch_size, args.step_size, args.threads)
+        print(f"iter_embed {path}: {r['jets']} jets, peak RSS {r['rss_mb']:.0f} MB (after loading {r['before_mb']:.0f})",
+              flush=True)
     tmp.cleanup()
-    return status
+    return 0
 
 
 if __name__ == "__main__":

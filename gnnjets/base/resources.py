@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 #: the kinds of shipped files (sub-folders of ``configs/``)
-KINDS = ("sim", "pretrain", "downstream", "graphs", "schemas")
+KINDS = ("sim", "pretrain", "downstream", "graphs", "schemas", "study")
 
 
 def config_root() -> Path:
