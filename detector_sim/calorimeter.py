@@ -21,11 +21,17 @@ fills the tracker volume only, :func:`gnnjets.base.kinematics.calo_eta_phi_at_ra
   E and whose energies fluctuate (Gamma-distributed shares), each placed at its depth's layer.
 * hadrons — first interaction at a depth ~ Exp(1) lambda along the path (a charged hadron deposits
   MIP energy before it; one that interacts beyond the calorimeter punches through). The shower's
-  electromagnetic fraction fluctuates around ``1 - (E / 1 GeV)^(k - 1)`` (Groom's power law); the
-  hadronic part is seen at ``HAD_OVER_EM`` = 0.55 of the EM scale (non-compensation, invisible
-  nuclear binding energy). Deposited energy: Poisson quanta of ``HAD_STOCHASTIC**2`` GeV and a
-  constant term. The EM part develops as an EM shower from the interaction point, the hadronic
-  part with a Gamma profile in lambda and a wider lateral spread.
+  electromagnetic fraction f_em (the energy carried off by pi0 and eta photons) follows Groom's
+  power law for its mean, ``<f_em> = 1 - (E / E0)^(m - 1)`` with E0 = 1 GeV and m = 0.83 for
+  pions (D. E. Groom, Nucl. Instrum. Meth. A 572 (2007) 633), and fluctuates from shower to shower
+  with a Beta distribution (bounded to [0, 1], skewed towards large f_em at low energy as the
+  pi0 content of a cascade is) of standard deviation ``sigma(f_em) = 0.11 (E / 10 GeV)^-0.15``:
+  0.13 at 3 GeV, 0.11 at 10 GeV, 0.08 at 100 GeV, 0.065 at 500 GeV (:func:`em_fraction_spread`).
+  These fluctuations are what makes the hadronic constant term and what shower shapes can
+  calibrate. The hadronic part is seen at ``HAD_OVER_EM`` = 0.55 of the EM scale
+  (non-compensation, invisible nuclear binding energy). Deposited energy: Poisson quanta of
+  ``HAD_STOCHASTIC**2`` GeV and a constant term. The EM part develops as an EM shower from the
+  interaction point, the hadronic part with a Gamma profile in lambda and a wider lateral spread.
 * muons — minimum ionising: per layer a Moyal(Landau)-fluctuated MIP energy proportional to the
   path length in the layer.
 
@@ -35,11 +41,10 @@ the expected deposit / energy for each kind (used by the tests' energy bookkeepi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from detector_sim import geometry as geo
+from detector_sim.cells import CellWindow, Spots, digitise, spot_cell_ids, window_cells  # noqa: F401  (the calorimeter's API)
 from gnnjets.base import kinematics
 
 # --- electromagnetic showers -----------------------------------------------------------------
@@ -51,8 +56,8 @@ MOLIERE_MM = 30.0  # effective Moliere radius of the Pb/LAr mixture
 EM_CORE_FRACTION = 0.85  # energy fraction in the radial core
 # --- hadronic showers --------------------------------------------------------------------------
 HAD_OVER_EM = 0.55  # h/e: response to the non-EM part of a hadronic shower
-GROOM_K = 0.85  # <f_em> = 1 - (E / 1 GeV)^(k - 1)
-EM_FRACTION_SIGMA = 0.04  # event-by-event spread of f_em
+GROOM_E0_GEV, GROOM_M = 1.0, 0.83  # <f_em> = 1 - (E / E0)^(m - 1) for pions (Groom, NIM A 572 (2007) 633)
+EM_FRACTION_SPREAD_10GEV, EM_FRACTION_SPREAD_SLOPE = 0.11, 0.15  # sigma(f_em) = 0.11 (E / 10 GeV)^-0.15
 HAD_STOCHASTIC = 0.42  # sampling term of the hadronic deposit (gives ~50%/sqrt(E) for a pion)
 HAD_CONSTANT = 0.015
 HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION = 40.0, 150.0, 0.6  # lateral profile of the hadronic part
@@ -69,17 +74,6 @@ EM_PDGIDS = (11, 22)
 MUON_PDGID = 13
 
 
-@dataclass
-class Spots:
-    """Energy deposits before digitisation: one entry per spot."""
-
-    layer: np.ndarray  # int64
-    eta: np.ndarray
-    phi: np.ndarray
-    energy: np.ndarray  # GeV, EM scale
-    particle: np.ndarray  # int64 index of the particle that made the spot
-
-
 def particle_kind(pdgid) -> np.ndarray:
     """0 = electromagnetic (e, gamma), 1 = muon, 2 = hadron."""
     absid = np.abs(np.asarray(pdgid))
@@ -87,7 +81,30 @@ def particle_kind(pdgid) -> np.ndarray:
 
 
 def mean_em_fraction(energy) -> np.ndarray:
-    return np.clip(1.0 - np.maximum(np.asarray(energy, dtype=float), 1.0) ** (GROOM_K - 1.0), 0.0, 1.0)
+    """Groom's mean electromagnetic fraction of a hadronic shower of ``energy`` [GeV] (0 below E0)."""
+    scaled = np.maximum(np.asarray(energy, dtype=float) / GROOM_E0_GEV, 1.0)
+    return np.clip(1.0 - scaled ** (GROOM_M - 1.0), 0.0, 1.0)
+
+
+def em_fraction_spread(energy) -> np.ndarray:
+    """Shower-to-shower standard deviation of f_em at ``energy`` [GeV] (before the [0, 1] bound applies)."""
+    return EM_FRACTION_SPREAD_10GEV * (np.maximum(np.asarray(energy, dtype=float), 0.1) / 10.0) ** -EM_FRACTION_SPREAD_SLOPE
+
+
+def sample_em_fraction(energy, rng: np.random.Generator) -> np.ndarray:
+    """One f_em per shower: Beta-distributed with Groom's mean and :func:`em_fraction_spread`.
+
+    Where the mean is so close to 0 or 1 that the spread does not fit (variance >= mean (1 -
+    mean)), the variance is capped at half that bound. One Beta draw per shower, in input order.
+    """
+    mean = mean_em_fraction(energy)
+    bound = mean * (1.0 - mean)
+    variance = np.minimum(em_fraction_spread(energy) ** 2, 0.5 * bound)
+    usable = bound > 1e-9
+    concentration = np.where(usable, bound / np.where(usable, variance, 1.0) - 1.0, 1.0)
+    alpha = np.where(usable, mean * concentration, 1.0)
+    beta = np.where(usable, (1.0 - mean) * concentration, 1.0)
+    return np.where(usable, rng.beta(alpha, beta), mean)
 
 
 def mean_response(pdgid, energy) -> np.ndarray:
@@ -220,7 +237,7 @@ def shower_spots(particles: dict, rng: np.random.Generator, select: np.ndarray |
         total_lambda = geo.DEPTH_LAMBDA_EDGES[-1] * c_had
         interacts = start < total_lambda
         mip = _mip_energy(rng, np.where(interacts, start, np.inf), c_had) * q_had[:, None]
-        f_em = np.clip(mean_em_fraction(e_had) + EM_FRACTION_SIGMA * rng.standard_normal(e_had.size), 0.0, 1.0)
+        f_em = sample_em_fraction(e_had, rng)
         shower = np.where(interacts, np.maximum(e_had - mip.sum(axis=1), 0.0), 0.0)
         visible = _sampled(rng, shower * (f_em + (1.0 - f_em) * HAD_OVER_EM), HAD_STOCHASTIC, HAD_CONSTANT)
         em_part = visible * f_em / (f_em + (1.0 - f_em) * HAD_OVER_EM)
@@ -256,60 +273,3 @@ def _mip_parts(mip: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, ...]:
     row, layer = np.nonzero(mip > 0)
     zeros = np.zeros(row.size)
     return owner[row], layer, mip[row, layer], zeros, zeros
-
-
-@dataclass
-class CellWindow:
-    """The cells of a region of interest, each once (order: layer, then ieta, then iphi per jet)."""
-
-    cell_id: np.ndarray  # global id: LAYER_OFFSET[layer] + ieta * n + iphi
-    layer: np.ndarray
-    ieta: np.ndarray
-    iphi: np.ndarray
-    eta: np.ndarray
-    phi: np.ndarray
-    sigma: np.ndarray  # GeV
-    position: np.ndarray  # (N_CELLS_TOTAL,) int32 index into the window's arrays, -1 outside the window
-
-
-def window_cells(centre_eta, centre_phi, half_width: float, noise_scale: float = 1.0) -> CellWindow:
-    """All cells whose centres lie within a square of ``half_width`` in eta and phi around any centre."""
-    ids = []
-    for layer in geo.LAYERS:
-        n = layer.n_cells
-        for eta0, phi0 in zip(np.atleast_1d(centre_eta), np.atleast_1d(centre_phi)):
-            lo = max(int(np.floor((eta0 - half_width + geo.ETA_MAX) / layer.d_eta)), 0)
-            hi = min(int(np.ceil((eta0 + half_width + geo.ETA_MAX) / layer.d_eta)), n)
-            first = int(np.floor((phi0 - half_width + np.pi) / layer.d_phi))
-            last = min(int(np.ceil((phi0 + half_width + np.pi) / layer.d_phi)), first + n)
-            iphi = np.arange(first, last) % n
-            ids.append((geo.LAYER_OFFSET[layer.index] + np.arange(lo, hi)[:, None] * n + iphi[None, :]).ravel())
-    cell_id = np.concatenate(ids)
-    if np.size(centre_eta) > 1:  # overlapping windows of several jets: each cell once
-        marked = np.zeros(geo.N_CELLS_TOTAL, dtype=bool)
-        marked[cell_id] = True
-        cell_id = np.flatnonzero(marked)
-    layer_index = geo.CELL_LAYER[cell_id]
-    position = np.full(geo.N_CELLS_TOTAL, -1, dtype=np.int32)
-    position[cell_id] = np.arange(cell_id.size, dtype=np.int32)
-    return CellWindow(cell_id, layer_index, geo.CELL_IETA[cell_id], geo.CELL_IPHI[cell_id], geo.CELL_ETA[cell_id],
-                      geo.CELL_PHI[cell_id], geo.NOISE_GEV[layer_index] * noise_scale, position)
-
-
-def spot_cell_ids(spots: Spots) -> np.ndarray:
-    """Global cell id of every spot; -1 outside |eta| < 3."""
-    n = geo.N_CELLS[spots.layer]
-    ieta = np.floor((spots.eta + geo.ETA_MAX) / (2 * geo.ETA_MAX) * n).astype(np.int64)
-    iphi = np.floor((spots.phi + np.pi) / (2 * np.pi) * n).astype(np.int64) % n
-    inside = (ieta >= 0) & (ieta < n)
-    return np.where(inside, geo.LAYER_OFFSET[spots.layer] + ieta * n + iphi, -1)
-
-
-def digitise(spots: Spots, window: CellWindow, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Cell energies in ``window``: (signal + Gaussian noise, signal alone)."""
-    cell = spot_cell_ids(spots)
-    position = np.where(cell >= 0, window.position[np.maximum(cell, 0)], -1)
-    inside = position >= 0
-    signal = np.bincount(position[inside], weights=spots.energy[inside], minlength=window.cell_id.size)
-    noise = window.sigma * rng.standard_normal(window.cell_id.size, dtype=np.float32)
-    return signal + noise, signal

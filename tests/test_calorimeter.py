@@ -105,7 +105,7 @@ def test_same_generator_seed_gives_identical_spots_and_another_seed_differs():
 
 
 def test_noise_has_the_cocoa_sigma_of_each_layer():
-    window = cal.window_cells([0.0], [0.0], 1.0)
+    window = cal.window_cells([0.0], [0.0], 1.5)  # a disc: wide enough for ~200 cells of the coarsest layer
     empty = cal.Spots(*(np.zeros(0, dtype=t) for t in (np.int64, float, float, float, np.int64)))
     energy, signal = cal.digitise(empty, window, np.random.default_rng(0))
     assert np.all(signal == 0)

@@ -313,8 +313,8 @@ def test_match_closest_is_one_to_one():
     distance = np.array([[0.1, 0.2, 0.9],
                          [0.15, 0.3, 0.05]])  # (objects, jets)
     allowed = distance < 0.4
-    np.testing.assert_array_equal(generate._match_closest(distance, allowed), [0, -1, 1])
-    np.testing.assert_array_equal(generate._match_closest(distance[:, :0], allowed[:, :0]), np.zeros(0))
+    np.testing.assert_array_equal(generate.match_closest(distance, allowed), [0, -1, 1])
+    np.testing.assert_array_equal(generate.match_closest(distance[:, :0], allowed[:, :0]), np.zeros(0))
 
 
 def test_config_is_not_modified_by_generation():
