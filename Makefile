@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 # Binary wheels only for the compiled dependencies: a source build of pythia8mc takes 30+ minutes.
-BINARY_ONLY := pythia8mc,fastjet,energyflow,wasserstein,numba,llvmlite,awkward-cpp,cramjam,xxhash,numpy,scipy,scikit-learn,matplotlib,torch,pyarrow
+BINARY_ONLY := pythia8mc,fastjet,energyflow,wasserstein,numba,llvmlite,awkward-cpp,cramjam,xxhash,numpy,scipy,scikit-learn,matplotlib,torch,pyarrow,dask,distributed,psutil,msgpack,tornado
 
 .PHONY: install test test-fast demo bench clean
 

@@ -101,7 +101,7 @@ def test_workers_do_not_change_the_file(qg_file, tmp_path):
 
 
 def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):
-    from detector_sim import simulate
+    from detector_sim import backends, simulate
 
     real = simulate.simulate_shard
     calls = []
@@ -112,7 +112,7 @@ def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(cli, "simulate_shard", failing)
+    monkeypatch.setattr(backends, "simulate_shard", failing)
     out = tmp_path / "partial.root"
     assert generate(out) == 130
     assert list(tmp_path.iterdir()) == []
