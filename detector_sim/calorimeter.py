@@ -41,6 +41,7 @@ the expected deposit / energy for each kind (used by the tests' energy bookkeepi
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from detector_sim import geometry as geo
@@ -123,30 +124,8 @@ def impact_points(particles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return eta_l, phi_l, reaches
 
 
-def _layer_of_depth(depth, cosh_eta, edges) -> np.ndarray:
-    """Layer index of material depth ``depth`` along a path at ``cosh_eta``; 6 = beyond the back."""
-    return np.searchsorted(edges[1:], depth / cosh_eta, side="right")
-
-
-def _radial_offsets(rng, n, core_mm, tail_mm, core_fraction) -> tuple[np.ndarray, np.ndarray]:
-    """Lateral (x, y) offsets [mm] from the two-component profile f(r) ~ 2 r R^2 / (r^2 + R^2)^2."""
-    u = rng.uniform(0.0, 0.995, n)
-    radius = np.where(rng.uniform(size=n) < core_fraction, core_mm, tail_mm) * np.sqrt(u / (1.0 - u))
-    angle = rng.uniform(0.0, 2 * np.pi, n)
-    return radius * np.cos(angle), radius * np.sin(angle)
-
-
 def _spot_counts(energy) -> np.ndarray:
     return np.clip(np.ceil(np.asarray(energy) / SPOT_ENERGY_GEV), 1, MAX_SPOTS).astype(np.int64)
-
-
-def _split_into_spots(rng, owner, energy):
-    """Repeat each shower into its spots; spot energies are Gamma-distributed shares of ``energy``."""
-    counts = _spot_counts(energy)
-    spot_owner = np.repeat(np.arange(len(energy)), counts)
-    share = rng.gamma(SPOT_SHAPE, 1.0, spot_owner.size)
-    total = np.bincount(spot_owner, weights=share, minlength=len(energy))
-    return spot_owner, energy[spot_owner] * share / total[spot_owner]
 
 
 def _em_profile(rng, energy):
@@ -165,27 +144,6 @@ def _em_profile(rng, energy):
     alpha = np.maximum(np.exp(log_alpha), 1.05)
     beta = (alpha - 1.0) / t_max
     return alpha, beta, t_max
-
-
-def _em_spots(rng, energy, start_x0, cosh_eta, owner) -> tuple[np.ndarray, ...]:
-    """Spots of EM showers of ``energy`` starting at material depth ``start_x0`` (X0 along the path)."""
-    alpha, beta, t_max = _em_profile(rng, energy)
-    spot, spot_energy = _split_into_spots(rng, owner, energy)
-    depth = start_x0[spot] + rng.gamma(alpha[spot], 1.0 / beta[spot])
-    layer = _layer_of_depth(depth, cosh_eta[spot], geo.DEPTH_X0_EDGES)
-    widen = 1.0 + 0.5 * np.clip((depth - start_x0[spot]) / t_max[spot], 0.0, 4.0)  # showers widen with depth
-    dx, dy = _radial_offsets(rng, spot.size, 0.25 * MOLIERE_MM, MOLIERE_MM, EM_CORE_FRACTION)
-    return owner[spot], layer, spot_energy, dx * widen, dy * widen
-
-
-def _had_spots(rng, energy, start_lambda, cosh_eta, owner) -> tuple[np.ndarray, ...]:
-    """Spots of the non-EM part of hadronic showers starting at ``start_lambda`` (lambda along the path)."""
-    spot, spot_energy = _split_into_spots(rng, owner, energy)
-    scale = 0.4 + 0.05 * np.log(np.maximum(energy[spot], 1.0))
-    depth = start_lambda[spot] + rng.gamma(2.0, scale)
-    layer = _layer_of_depth(depth, cosh_eta[spot], geo.DEPTH_LAMBDA_EDGES)
-    dx, dy = _radial_offsets(rng, spot.size, HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION)
-    return owner[spot], layer, spot_energy, dx, dy
 
 
 def _mip_energy(rng, stop_lambda, cosh_eta):
@@ -221,13 +179,13 @@ def shower_spots(particles: dict, rng: np.random.Generator, select: np.ndarray |
     energy = energy_all[index]
     cosh_eta = np.cosh(np.asarray(particles["eta"], dtype=float)[index])
     charged = np.asarray(particles["charge"], dtype=float)[index] != 0
-    parts = []  # (owner, layer, energy, dx, dy)
-
-    # electromagnetic particles
+    # showers: EM particles, then the EM and the hadronic part of each interacting hadron
+    showers = []  # (owner, energy, start depth along the path, cosh eta, is EM)
+    mips = []  # (MIP deposits (n, 6), owner)
     em = kind == 0
     if em.any():
         e_dep = _sampled(rng, energy[em], EM_STOCHASTIC, EM_CONSTANT)
-        parts.append(_em_spots(rng, e_dep, np.zeros(e_dep.size), cosh_eta[em], index[em]))
+        showers.append((index[em], e_dep, np.zeros(e_dep.size), cosh_eta[em], np.ones(e_dep.size, dtype=bool)))
 
     # hadrons: interaction depth, MIP before it, EM and hadronic parts after it
     had = kind == 2
@@ -244,32 +202,107 @@ def shower_spots(particles: dict, rng: np.random.Generator, select: np.ndarray |
         start_x0 = np.interp(start / c_had, geo.DEPTH_LAMBDA_EDGES, geo.DEPTH_X0_EDGES) * c_had
         owner = index[had]
         keep = em_part > 0
-        parts.append(_em_spots(rng, em_part[keep], start_x0[keep], c_had[keep], owner[keep]))
+        showers.append((owner[keep], em_part[keep], start_x0[keep], c_had[keep], np.ones(int(keep.sum()), dtype=bool)))
         keep = visible - em_part > 0
-        parts.append(_had_spots(rng, (visible - em_part)[keep], start[keep], c_had[keep], owner[keep]))
-        parts.append(_mip_parts(mip, owner))
+        showers.append((owner[keep], (visible - em_part)[keep], start[keep], c_had[keep], np.zeros(int(keep.sum()), dtype=bool)))
+        mips.append((mip, owner))
 
     # muons: MIP through everything
     mu = kind == 1
     if mu.any():
-        parts.append(_mip_parts(_mip_energy(rng, np.full(mu.sum(), np.inf), cosh_eta[mu]), index[mu]))
+        mips.append((_mip_energy(rng, np.full(mu.sum(), np.inf), cosh_eta[mu]), index[mu]))
 
-    if not parts:
+    pieces = []
+    if showers:
+        owner, shower_e, start, cosh, is_em = (np.concatenate(arrays) for arrays in zip(*showers))
+        pieces.append(_spots_of_showers(rng, owner, shower_e, start, cosh, is_em, eta_l, phi_l))
+    for mip, owner in mips:
+        row, layer = np.nonzero(mip > 0)
+        pieces.append((owner[row], layer, mip[row, layer], eta_l[owner[row], layer], phi_l[owner[row], layer]))
+    if not pieces:
         empty = np.zeros(0)
         return Spots(empty.astype(np.int64), empty, empty, empty, empty.astype(np.int64)), np.zeros(n)
-    owner, layer, spot_energy, dx, dy = (np.concatenate(arrays) for arrays in zip(*parts))
-    contained = layer < geo.N_LAYERS  # longitudinal leakage is lost
-    owner, layer, spot_energy, dx, dy = owner[contained], layer[contained], spot_energy[contained], dx[contained], dy[contained]
-    # lateral offsets dl [mm] at the layer radius r move eta and phi by dl / r (projective cells)
-    radius = geo.R_MID_MM[layer]
-    spot_eta = eta_l[owner, layer] + dx / radius
-    spot_phi = kinematics.wrap_phi(phi_l[owner, layer] + dy / radius)
+    owner, layer, spot_energy, spot_eta, spot_phi = (np.concatenate(arrays) for arrays in zip(*pieces))
     deposited = np.bincount(owner, weights=spot_energy, minlength=n)
     return Spots(layer.astype(np.int64), spot_eta, spot_phi, spot_energy, owner.astype(np.int64)), deposited
 
 
-def _mip_parts(mip: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, ...]:
-    """MIP deposits (n, 6) as spots on the particle's path (no lateral offset)."""
-    row, layer = np.nonzero(mip > 0)
-    zeros = np.zeros(row.size)
-    return owner[row], layer, mip[row, layer], zeros, zeros
+def _spots_of_showers(rng, owner, energy, start, cosh_eta, is_em, eta_l, phi_l):
+    """The contained spots of showers (EM: ``start`` in X0, hadronic: in lambda along the path).
+
+    Draws, in this order: the EM showers' profile fluctuations (2 normals each), the spots'
+    energy shares (Gamma(SPOT_SHAPE)), their depths (Gamma of the shower's profile shape), three
+    uniforms per spot (radius, core or tail, azimuth). The arithmetic runs in :func:`_spot_kernel`.
+    """
+    n_showers = energy.size
+    shape = np.full(n_showers, 2.0)  # hadronic part: Gamma(2) in lambda with scale 0.4 + 0.05 ln E
+    scale = 0.4 + 0.05 * np.log(np.maximum(energy, 1.0))
+    t_max = np.ones(n_showers)
+    if is_em.any():
+        alpha, beta, t_max_em = _em_profile(rng, energy[is_em])
+        shape[is_em], scale[is_em], t_max[is_em] = alpha, 1.0 / beta, t_max_em
+    counts = _spot_counts(energy)
+    n_spots = int(counts.sum())
+    share = rng.gamma(SPOT_SHAPE, 1.0, n_spots)
+    depth = rng.gamma(np.repeat(shape, counts), 1.0, n_spots)
+    uniforms = rng.random((3, n_spots))
+    return _spot_kernel(owner.astype(np.int64), energy, start, cosh_eta, is_em, scale, t_max, counts, share, depth,
+                        uniforms, eta_l, phi_l, geo.DEPTH_X0_EDGES, geo.DEPTH_LAMBDA_EDGES, _R_MID_MM,
+                        0.25 * MOLIERE_MM, MOLIERE_MM, EM_CORE_FRACTION, HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION)
+
+
+_R_MID_MM = np.asarray(geo.R_MID_MM, dtype=np.float64)
+
+
+@numba.njit(cache=True)
+def _spot_kernel(owner, energy, start, cosh_eta, is_em, scale, t_max, counts, share, depth_draw, uniforms, eta_l,
+                 phi_l, x0_edges, lambda_edges, r_mid, em_core_mm, em_tail_mm, em_core_fraction, had_core_mm,
+                 had_tail_mm, had_core_fraction):
+    """Spot energies, layers and positions of all showers; spots behind the last layer are dropped.
+
+    A shower's energy is split in proportion to its spots' Gamma shares; a spot lies at depth
+    ``start + scale * draw`` (its layer from the depth at eta = 0, ``depth / cosh eta``); EM spots
+    spread wider with depth (``1 + 0.5 clip(depth / t_max, 0, 4)``); lateral offsets follow
+    ``f(r) ~ 2 r R^2 / (r^2 + R^2)^2`` with the core or tail radius R, at a uniform azimuth, and
+    move the spot by ``offset / r_layer`` in eta and phi (projective cells).
+    """
+    n_spots = share.size
+    n_layers = r_mid.size
+    out_owner = np.empty(n_spots, dtype=np.int64)
+    out_layer = np.empty(n_spots, dtype=np.int64)
+    out_energy = np.empty(n_spots)
+    out_eta = np.empty(n_spots)
+    out_phi = np.empty(n_spots)
+    kept = 0
+    first = 0
+    for s in range(energy.size):
+        total = 0.0
+        for k in range(first, first + counts[s]):
+            total += share[k]
+        edges = x0_edges if is_em[s] else lambda_edges
+        core_mm, tail_mm, core_fraction = (em_core_mm, em_tail_mm, em_core_fraction) if is_em[s] \
+            else (had_core_mm, had_tail_mm, had_core_fraction)
+        p = owner[s]
+        for k in range(first, first + counts[s]):
+            travelled = scale[s] * depth_draw[k]
+            radial_depth = (start[s] + travelled) / cosh_eta[s]
+            layer = 0
+            while layer < n_layers and radial_depth >= edges[layer + 1]:
+                layer += 1
+            if layer >= n_layers:  # longitudinal leakage is lost
+                continue
+            widen = 1.0 + 0.5 * min(max(travelled / t_max[s], 0.0), 4.0) if is_em[s] else 1.0
+            u = 0.995 * uniforms[0, k]
+            radius = (core_mm if uniforms[1, k] < core_fraction else tail_mm) * np.sqrt(u / (1.0 - u)) * widen
+            angle = 2 * np.pi * uniforms[2, k]
+            phi = phi_l[p, layer] + radius * np.sin(angle) / r_mid[layer]
+            out_owner[kept] = p
+            out_layer[kept] = layer
+            out_energy[kept] = energy[s] * share[k] / total
+            out_eta[kept] = eta_l[p, layer] + radius * np.cos(angle) / r_mid[layer]
+            out_phi[kept] = phi - 2 * np.pi * np.floor((phi + np.pi) / (2 * np.pi))
+            if out_phi[kept] <= -np.pi:  # (-pi, pi], as wrap_phi
+                out_phi[kept] += 2 * np.pi
+            kept += 1
+        first += counts[s]
+    return out_owner[:kept], out_layer[:kept], out_energy[:kept], out_eta[:kept], out_phi[:kept]

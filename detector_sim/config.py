@@ -98,7 +98,7 @@ class ReplicaConfig:
 
 @dataclass
 class PileupConfig:
-    mu: float = 0.0  # mean number of in-time minimum-bias interactions per event (Poisson); 0 = off
+    mu: float = 0.0  # mean number of in-time non-diffractive interactions per event (Poisson); 0 = off
     pool_events: int = 100  # minimum-bias events generated per shard, drawn from with replacement
     vertex_sigma_z_mm: float = 45.0  # spread of the pile-up vertices along the beam (LHC luminous region)
 

@@ -169,3 +169,19 @@ def test_output_path_that_is_a_folder(tmp_path, capsys):
     assert generate(folder) == 2
     assert "is a folder" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["hadronization", "particle-augmented"])
+def test_replica_mode_flag_is_recorded_and_changes_the_truth(tmp_path, mode):
+    out = tmp_path / f"{mode}.root"
+    assert generate(out, "--replica-mode", mode) == 0
+    provenance = read_provenance(out)
+    assert provenance["replica_mode"] == mode == provenance["config"]["replicas"]["mode"]
+    jets = read(out)
+    assert len(jets) > 0
+    assert not ak.all(jets.truth_pt[0::2] == jets.truth_pt[1::2])  # each replica has its own truth jet
+    assert ak.all(jets.label[0::2] == jets.label[1::2])
+
+
+def test_detector_mode_is_the_default_and_recorded(qg_file):
+    assert read_provenance(qg_file)["replica_mode"] == "detector"
