@@ -34,7 +34,7 @@ from detector_sim.replicas import augmentation_generator, pythia_seed
 from detector_sim.truth import (  # noqa: F401  (re-exported: the names tests and benchmarks know)
     NEUTRINO_PDGIDS, PARTICLE_ABS_ETA_MAX, TruthEvent, build_truth_event, charge_table, cluster_antikt,
     cluster_antikt_many, final_state, hard_partons, jet_definition, kinematic_candidates, label_jets, match_closest,
-    momenta_of, visible,
+    momenta_of, pt_eta_phi, visible,
 )
 
 #: ``pythia.next()`` failures in a row after which generation is given up (Pythia fails rarely,
@@ -178,14 +178,9 @@ def _truth_events(chunk, config: SimConfig, definition, charges) -> Iterator[Tru
     clustered = cluster_antikt_many([momenta_of(final) for _, final, _ in chunk], definition, config.jets.pt_min_gev)
     for (event_id, final, partons), (jets, constituents) in zip(chunk, clustered):
         candidates = kinematic_candidates(jets, config.jets)
-        jet_eta, jet_phi = _eta_phi(jets[candidates])
+        _, jet_eta, jet_phi = pt_eta_phi(*jets[candidates, :3].T)
         keep, label, parton_pdgid = label_jets(config.process, partons, jet_eta, jet_phi, config.jets.match_dr)
         yield build_truth_event(event_id, final, charges, jets, constituents, candidates[keep], label, parton_pdgid)
-
-
-def _eta_phi(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pt = np.hypot(p4[:, 0], p4[:, 1])
-    return np.arcsinh(p4[:, 2] / pt), np.arctan2(p4[:, 1], p4[:, 0])
 
 
 def generate_replicas(config: SimConfig, base_seed: int, shard: int, n_events: int,

@@ -3,9 +3,10 @@
 The region of interest of an event's truth (one *view*: the particles and selected jets a
 replica sees) is fixed before its replicas are drawn (:func:`view_geometry`): the window of cells
 within dR < ``R + roi_margin`` of the jet axes, the particles whose showers can reach it (impact
-point within ``R + roi_margin + SHOWER_REACH`` of an axis in eta and in phi), and the charged particles whose tracks can fall
-inside a reco jet (within ``1.5 R + TRACK_REACH`` of a truth axis in eta and in phi: a reco jet is
-matched within R/2 of its truth jet and takes the tracks within R of its own axis).
+point within ``R + roi_margin + SHOWER_REACH`` of an axis in eta and in phi), and the charged
+particles whose tracks can fall inside a reco jet (within dR < ``1.5 R + TRACK_REACH`` of a truth
+axis: a reco jet is matched within R/2 of its truth jet and takes the tracks within R of its own
+axis).
 
 :func:`respond` then draws one replica from its generator, in this fixed order: showers, cell
 noise, tracks. Pile-up particles (:mod:`detector_sim.pileup`), when given, join the view's
@@ -25,7 +26,7 @@ from detector_sim.config import SimConfig
 from detector_sim.splitting import SplitClusters, Splitter
 from detector_sim.tracker import reconstruct_tracks
 from detector_sim.truth import TruthEvent
-from gnnjets.base.kinematics import delta_phi
+from gnnjets.base.kinematics import delta_phi, delta_r
 
 #: extra eta-phi distance beyond the region of interest within which a particle's showers are simulated
 SHOWER_REACH = 0.3
@@ -72,6 +73,11 @@ def _near_jets(eta, phi, jets: dict, reach: float) -> np.ndarray:
     return ((d_eta < reach) & (d_phi < reach)).any(axis=-1)
 
 
+def _within(eta, phi, jets: dict, distance: float) -> np.ndarray:
+    """Whether each particle direction lies within dR < ``distance`` of some jet axis."""
+    return (delta_r(np.asarray(eta)[:, None], np.asarray(phi)[:, None], jets["eta"], jets["phi"]) < distance).any(axis=1)
+
+
 def view_geometry(view: TruthEvent, config: SimConfig) -> ViewGeometry:
     """The window, impacts and selections of a view with at least one selected jet."""
     radius = config.jets.radius
@@ -81,7 +87,7 @@ def view_geometry(view: TruthEvent, config: SimConfig) -> ViewGeometry:
     showered = _near_jets(impacts[0], impacts[1], view.jets, half_width + SHOWER_REACH).any(axis=1)
     particles = view.particles
     tracked = np.flatnonzero((particles["charge"] != 0)
-                             & _near_jets(particles["eta"], particles["phi"], view.jets, 1.5 * radius + TRACK_REACH))
+                             & _within(particles["eta"], particles["phi"], view.jets, 1.5 * radius + TRACK_REACH))
     return ViewGeometry(window, impacts, showered, tracked)
 
 
@@ -100,8 +106,8 @@ def respond(view: TruthEvent, geometry: ViewGeometry, rng: np.random.Generator, 
         impacts = tuple(np.concatenate([a, b]) for a, b in zip(impacts, extra_impacts))
         showered = np.concatenate([showered, _near_jets(extra_impacts[0], extra_impacts[1], view.jets,
                                                         half_width + SHOWER_REACH).any(axis=1)])
-        near = (extra["charge"] != 0) & _near_jets(extra["eta"], extra["phi"], view.jets,
-                                                   1.5 * config.jets.radius + TRACK_REACH)
+        near = (extra["charge"] != 0) & _within(extra["eta"], extra["phi"], view.jets,
+                                                1.5 * config.jets.radius + TRACK_REACH)
         tracked = np.concatenate([tracked, n + np.flatnonzero(near)])
     window = geometry.window
     spots, _ = calorimeter.shower_spots(particles, rng, select=showered, impacts=impacts)

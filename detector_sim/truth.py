@@ -148,7 +148,14 @@ def momenta_of(final: np.ndarray) -> np.ndarray:
 
 
 def pt_eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Transverse momentum, pseudorapidity (+-inf along the beam) and phi in (-pi, pi]."""
+    """Transverse momentum, pseudorapidity (+-inf along the beam) and phi in (-pi, pi].
+
+    The inputs are made contiguous first: for strided views (a column of an (N, k) array) numpy
+    1.26 picks its SIMD or its scalar arctan2 depending on whether the output happens to be
+    allocated right after the input's buffer, and the two differ in the last bit for ~10% of the
+    values: the same event would not give bit-identical particles from run to run.
+    """
+    px, py, pz = (np.ascontiguousarray(a, dtype=np.float64) for a in (px, py, pz))
     pt = np.hypot(px, py)
     with np.errstate(divide="ignore", invalid="ignore"):
         eta = np.where(pt > 0, np.arcsinh(pz / pt), np.copysign(np.inf, pz))
@@ -232,7 +239,8 @@ def label_jets(process: str, partons: dict[str, np.ndarray], jet_eta: np.ndarray
     if len(jet_eta) == 0:
         return np.zeros(0, dtype=bool), np.zeros(0), np.zeros(0)
     ids, directions = partons["ids"], partons["directions"]
-    dr = delta_r(directions[:, :, None, 0], directions[:, :, None, 1], jet_eta[None, None, :], jet_phi[None, None, :])  # (n, k, J)
+    parton_eta, parton_phi = (np.ascontiguousarray(directions[:, :, k]) for k in (0, 1))  # (n, k) each, see pt_eta_phi
+    dr = delta_r(parton_eta[:, :, None], parton_phi[:, :, None], jet_eta[None, None, :], jet_phi[None, None, :])  # (n, k, J)
     if process == "top":
         contained = np.all(dr < match_dr, axis=1)  # (2, J)
         jet_to_top = match_closest(dr[:, 0, :], contained)
