@@ -59,7 +59,7 @@ EM_CORE_FRACTION = 0.85  # energy fraction in the radial core
 HAD_OVER_EM = 0.55  # h/e: response to the non-EM part of a hadronic shower
 GROOM_E0_GEV, GROOM_M = 1.0, 0.83  # <f_em> = 1 - (E / E0)^(m - 1) for pions (Groom, NIM A 572 (2007) 633)
 EM_FRACTION_SPREAD_10GEV, EM_FRACTION_SPREAD_SLOPE = 0.11, 0.15  # sigma(f_em) = 0.11 (E / 10 GeV)^-0.15
-HAD_STOCHASTIC = 0.42  # sampling term of the hadronic deposit (gives ~50%/sqrt(E) for a pion)
+HAD_STOCHASTIC = 0.36  # sampling term of the hadronic deposit; with the f_em spread a pion gets ~50%/sqrt(E) (+) 3.5%
 HAD_CONSTANT = 0.015
 HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION = 40.0, 150.0, 0.6  # lateral profile of the hadronic part
 # --- minimum ionising deposits (EM scale, per layer at eta = 0) --------------------------------
