@@ -191,3 +191,30 @@ def test_soft_emissions_are_soft_and_inside_the_jet(seed, mean_count):
     assert set(out.particles["pdgid"][new].tolist()) <= {22, 211, -211}
     assert np.all(out.particles["e"][new] >= out.particles["m"][new])
     np.testing.assert_array_equal(out.particles["charge"][new], np.sign(out.particles["pdgid"][new]) * (out.particles["pdgid"][new] != 22))
+
+
+def test_every_replica_hadronises_the_same_parton_level_event(monkeypatch):
+    """A spy on the re-hadronisation: per event, every replica starts from one unchanged parton record."""
+    from detector_sim import hadronization
+
+    real = hadronization.hadronize
+    seen = []  # (event id, replica, fingerprint of the parton-level record before and after)
+
+    def fingerprint(event):
+        return tuple((p.id(), round(p.px(), 12), round(p.pz(), 12)) for p in event.particles() if p.isFinal())
+
+    def spy(pythia, parton_level, base_seed, event_id, replica):
+        before = fingerprint(parton_level)
+        ok = real(pythia, parton_level, base_seed, event_id, replica)
+        seen.append((event_id, replica, before, fingerprint(parton_level), len(fingerprint(pythia.event))))
+        return ok
+
+    monkeypatch.setattr(hadronization, "hadronize", spy)
+    list(generate_hadronization_replicas(qg_config("hadronization"), 4, 0, 3, 2))
+    assert [(e, r) for e, r, *_ in seen] == [(e, r) for e in range(3) for r in range(2)]
+    for e in range(3):
+        first, second = [item for item in seen if item[0] == e]
+        assert first[2] == first[3] == second[2]  # same partons in, and the saved record is not modified
+        # before hadronisation the final state holds partons, diquarks (xy0z) and leptons/photons, no hadron
+        assert all(abs(i) < 100 or (1000 <= abs(i) < 6000 and (abs(i) // 10) % 10 == 0) for i, *_ in first[2])
+        assert first[4] > len(first[2]) // 2  # and after it, hadrons
