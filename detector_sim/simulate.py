@@ -33,12 +33,9 @@ from gnnjets.io import schema
 CHUNK_EVENTS = 64
 
 
-def antikt(pt, eta, phi, e, definition, pt_min: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Anti-kT jets of (massless) inputs: list of ([pt, eta, phi, e, m], constituent indices), pT ordered."""
-    return _antikt_many([(pt, eta, phi, e)], definition, pt_min)[0]
-
-
 def _antikt_many(inputs, definition, pt_min: float) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Anti-kT jets of many sets of massless (pt, eta, phi, e) inputs in one call: per set, a
+    pT-ordered list of ([pt, eta, phi, e, m], constituent indices)."""
     momenta = [np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e], axis=1).reshape(-1, 4)
                for pt, eta, phi, e in inputs]  # (N, 4) each
     out = []
