@@ -59,8 +59,7 @@ RECO_FIELDS = (
 )
 
 CELL_FIELDS = (
-    Field("cell_e", "float32", "GeV", "cell energy at the EM scale, noise included (may be negative); a cell "
-          "shared with a topocluster outside the jet counts with its share"),
+    Field("cell_e", "float32", "GeV", "cell energy at the EM scale, noise included (may be negative)"),
     Field("cell_eta", "float32", "", "cell centre pseudorapidity"),
     Field("cell_phi", "float32", "rad", "cell centre azimuth"),
     Field("cell_layer", "int32", "", "calorimeter layer 0..5 (ECAL1, ECAL2, ECAL3, HCAL1, HCAL2, HCAL3)"),
