@@ -235,3 +235,26 @@ def test_a_stale_temporary_of_a_dead_process_is_removed(tmp_path):
     live.write_bytes(b"being written")
     assert generate(out, events=6) == 0
     assert out.exists() and not stale.exists() and live.exists()
+
+
+@pytest.mark.parametrize("extra", [
+    ["--replica-mode", "hadronization"],
+    ["--replica-mode", "particle-augmented", "--set", "pileup.mu=3", "--set", "pileup.pool_events=10"],
+], ids=["hadronization", "augmented-with-pileup"])
+def test_every_replica_mode_keeps_the_seeding_contract_across_parts(tmp_path, extra):
+    single = tmp_path / "single.root"
+    assert generate(single, *extra, events=12) == 0
+    parts = [tmp_path / f"part{i}.root" for i in range(2)]
+    for i, part in enumerate(parts):
+        assert generate(part, *extra, "--shard", f"{i}/2", events=12) == 0
+    merged = tmp_path / "merged.root"
+    assert cli.main(["merge", "--quiet", "--out", str(merged), *map(str, parts)]) == 0
+    assert_same_file(single, merged)
+
+
+@pytest.mark.slow
+def test_workers_do_not_change_a_hadronization_file(tmp_path):
+    single, pooled = tmp_path / "single.root", tmp_path / "pooled.root"
+    assert generate(single, "--replica-mode", "hadronization", events=12) == 0
+    assert generate(pooled, "--replica-mode", "hadronization", "--workers", "2", events=12) == 0
+    assert_same_file(single, pooled)
