@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 #: Linux prctl option: the signal a process gets when its parent dies
 _PR_SET_PDEATHSIG = 1
+#: seconds to wait for a Dask scheduler given by address
+SCHEDULER_TIMEOUT_S = 20
+
+
+class BackendError(ValueError):
+    """A backend that cannot be used (no Dask, an unreachable scheduler); the message says what to do."""
 
 
 def run_task(task: tuple):
@@ -72,13 +78,17 @@ def run_on_dask(tasks: list[tuple], scheduler: str, workers: int) -> Iterator:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as err:  # a dependency, but say what to do if an environment lacks it
-        raise RuntimeError("the Dask backend needs dask[distributed]: pip install 'dask[distributed]'") from err
+        raise BackendError("--scheduler needs dask[distributed]: pip install 'dask[distributed]'") from err
     cluster = None
     if scheduler == "local":
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as err:
+            raise BackendError(f"--scheduler {scheduler}: no Dask scheduler answered ({type(err).__name__}: {err}); "
+                               "check the address (tcp://host:8786) or use --scheduler local") from None
     try:
         slots = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
         log.info("Dask scheduler %s: %d shards, up to %d in flight", scheduler, len(tasks), slots)

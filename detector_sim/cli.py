@@ -21,6 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
+from detector_sim.backends import BackendError
 from detector_sim.config import REPLICA_MODES, ConfigError, load_config, validate
 from detector_sim.run import Request, generate_file, merge_files, read_counts
 from gnnjets.base.logs import add_logging_arguments, configure_logging
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("detector-sim", verbose=args.verbose, quiet=args.quiet)
     try:
         return {"generate": generate, "merge": merge, "info": info}[args.command](args)
-    except (ConfigError, OutputPathError) as err:
+    except (ConfigError, OutputPathError, BackendError) as err:
         print(f"detector-sim: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

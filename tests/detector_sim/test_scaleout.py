@@ -258,3 +258,14 @@ def test_workers_do_not_change_a_hadronization_file(tmp_path):
     assert generate(single, "--replica-mode", "hadronization", events=12) == 0
     assert generate(pooled, "--replica-mode", "hadronization", "--workers", "2", events=12) == 0
     assert_same_file(single, pooled)
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from detector_sim import backends
+
+    monkeypatch.setattr(backends, "SCHEDULER_TIMEOUT_S", 1)
+    out = tmp_path / "x.root"
+    assert generate(out, "--scheduler", "tcp://127.0.0.1:9", events=6) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no Dask scheduler answered" in err and len(err.splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
