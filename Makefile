@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 # Binary wheels only for the compiled dependencies: a source build of pythia8mc takes 30+ minutes.
-BINARY_ONLY := pythia8mc,fastjet,energyflow,wasserstein,numba,llvmlite,awkward-cpp,cramjam,xxhash,numpy,scipy,scikit-learn,matplotlib,torch,pyarrow,onnx,onnxruntime,ml-dtypes,protobuf
+BINARY_ONLY := pythia8mc,fastjet,energyflow,wasserstein,numba,llvmlite,awkward-cpp,cramjam,xxhash,numpy,scipy,scikit-learn,matplotlib,torch,pyarrow,onnx,onnxruntime,ml-dtypes,protobuf,dask,distributed,psutil,msgpack,tornado
 TORCH_VERSION := 2.13.0
 # Where the CPU build of torch comes from when no local wheel has it (pip's --find-links): PyTorch's CPU
 # index. For a CUDA build: make install TORCH_INDEX=https://download.pytorch.org/whl/cu126

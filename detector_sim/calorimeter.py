@@ -21,11 +21,17 @@ fills the tracker volume only, :func:`gnnjets.base.kinematics.calo_eta_phi_at_ra
   E and whose energies fluctuate (Gamma-distributed shares), each placed at its depth's layer.
 * hadrons — first interaction at a depth ~ Exp(1) lambda along the path (a charged hadron deposits
   MIP energy before it; one that interacts beyond the calorimeter punches through). The shower's
-  electromagnetic fraction fluctuates around ``1 - (E / 1 GeV)^(k - 1)`` (Groom's power law); the
-  hadronic part is seen at ``HAD_OVER_EM`` = 0.55 of the EM scale (non-compensation, invisible
-  nuclear binding energy). Deposited energy: Poisson quanta of ``HAD_STOCHASTIC**2`` GeV and a
-  constant term. The EM part develops as an EM shower from the interaction point, the hadronic
-  part with a Gamma profile in lambda and a wider lateral spread.
+  electromagnetic fraction f_em (the energy carried off by pi0 and eta photons) follows Groom's
+  power law for its mean, ``<f_em> = 1 - (E / E0)^(m - 1)`` with E0 = 1 GeV and m = 0.83 for
+  pions (D. E. Groom, Nucl. Instrum. Meth. A 572 (2007) 633), and fluctuates from shower to shower
+  with a Beta distribution (bounded to [0, 1], skewed towards large f_em at low energy as the
+  pi0 content of a cascade is) of standard deviation ``sigma(f_em) = 0.11 (E / 10 GeV)^-0.15``:
+  0.13 at 3 GeV, 0.11 at 10 GeV, 0.08 at 100 GeV, 0.065 at 500 GeV (:func:`em_fraction_spread`).
+  These fluctuations are what makes the hadronic constant term and what shower shapes can
+  calibrate. The hadronic part is seen at ``HAD_OVER_EM`` = 0.55 of the EM scale
+  (non-compensation, invisible nuclear binding energy). Deposited energy: Poisson quanta of
+  ``HAD_STOCHASTIC**2`` GeV and a constant term. The EM part develops as an EM shower from the
+  interaction point, the hadronic part with a Gamma profile in lambda and a wider lateral spread.
 * muons — minimum ionising: per layer a Moyal(Landau)-fluctuated MIP energy proportional to the
   path length in the layer.
 
@@ -35,11 +41,11 @@ the expected deposit / energy for each kind (used by the tests' energy bookkeepi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import numba
 import numpy as np
 
 from detector_sim import geometry as geo
+from detector_sim.cells import CellWindow, Spots, digitise, spot_cell_ids, window_cells  # noqa: F401  (the calorimeter's API)
 from gnnjets.base import kinematics
 
 # --- electromagnetic showers -----------------------------------------------------------------
@@ -51,9 +57,9 @@ MOLIERE_MM = 30.0  # effective Moliere radius of the Pb/LAr mixture
 EM_CORE_FRACTION = 0.85  # energy fraction in the radial core
 # --- hadronic showers --------------------------------------------------------------------------
 HAD_OVER_EM = 0.55  # h/e: response to the non-EM part of a hadronic shower
-GROOM_K = 0.85  # <f_em> = 1 - (E / 1 GeV)^(k - 1)
-EM_FRACTION_SIGMA = 0.04  # event-by-event spread of f_em
-HAD_STOCHASTIC = 0.42  # sampling term of the hadronic deposit (gives ~50%/sqrt(E) for a pion)
+GROOM_E0_GEV, GROOM_M = 1.0, 0.83  # <f_em> = 1 - (E / E0)^(m - 1) for pions (Groom, NIM A 572 (2007) 633)
+EM_FRACTION_SPREAD_10GEV, EM_FRACTION_SPREAD_SLOPE = 0.11, 0.15  # sigma(f_em) = 0.11 (E / 10 GeV)^-0.15
+HAD_STOCHASTIC = 0.36  # sampling term of the hadronic deposit; with the f_em spread a pion gets ~50%/sqrt(E) (+) 3.5%
 HAD_CONSTANT = 0.015
 HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION = 40.0, 150.0, 0.6  # lateral profile of the hadronic part
 # --- minimum ionising deposits (EM scale, per layer at eta = 0) --------------------------------
@@ -69,17 +75,6 @@ EM_PDGIDS = (11, 22)
 MUON_PDGID = 13
 
 
-@dataclass
-class Spots:
-    """Energy deposits before digitisation: one entry per spot."""
-
-    layer: np.ndarray  # int64
-    eta: np.ndarray
-    phi: np.ndarray
-    energy: np.ndarray  # GeV, EM scale
-    particle: np.ndarray  # int64 index of the particle that made the spot
-
-
 def particle_kind(pdgid) -> np.ndarray:
     """0 = electromagnetic (e, gamma), 1 = muon, 2 = hadron."""
     absid = np.abs(np.asarray(pdgid))
@@ -87,7 +82,30 @@ def particle_kind(pdgid) -> np.ndarray:
 
 
 def mean_em_fraction(energy) -> np.ndarray:
-    return np.clip(1.0 - np.maximum(np.asarray(energy, dtype=float), 1.0) ** (GROOM_K - 1.0), 0.0, 1.0)
+    """Groom's mean electromagnetic fraction of a hadronic shower of ``energy`` [GeV] (0 below E0)."""
+    scaled = np.maximum(np.asarray(energy, dtype=float) / GROOM_E0_GEV, 1.0)
+    return np.clip(1.0 - scaled ** (GROOM_M - 1.0), 0.0, 1.0)
+
+
+def em_fraction_spread(energy) -> np.ndarray:
+    """Shower-to-shower standard deviation of f_em at ``energy`` [GeV] (before the [0, 1] bound applies)."""
+    return EM_FRACTION_SPREAD_10GEV * (np.maximum(np.asarray(energy, dtype=float), 0.1) / 10.0) ** -EM_FRACTION_SPREAD_SLOPE
+
+
+def sample_em_fraction(energy, rng: np.random.Generator) -> np.ndarray:
+    """One f_em per shower: Beta-distributed with Groom's mean and :func:`em_fraction_spread`.
+
+    Where the mean is so close to 0 or 1 that the spread does not fit (variance >= mean (1 -
+    mean)), the variance is capped at half that bound. One Beta draw per shower, in input order.
+    """
+    mean = mean_em_fraction(energy)
+    bound = mean * (1.0 - mean)
+    variance = np.minimum(em_fraction_spread(energy) ** 2, 0.5 * bound)
+    usable = bound > 1e-9
+    concentration = np.where(usable, bound / np.where(usable, variance, 1.0) - 1.0, 1.0)
+    alpha = np.where(usable, mean * concentration, 1.0)
+    beta = np.where(usable, (1.0 - mean) * concentration, 1.0)
+    return np.where(usable, rng.beta(alpha, beta), mean)
 
 
 def mean_response(pdgid, energy) -> np.ndarray:
@@ -106,30 +124,8 @@ def impact_points(particles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return eta_l, phi_l, reaches
 
 
-def _layer_of_depth(depth, cosh_eta, edges) -> np.ndarray:
-    """Layer index of material depth ``depth`` along a path at ``cosh_eta``; 6 = beyond the back."""
-    return np.searchsorted(edges[1:], depth / cosh_eta, side="right")
-
-
-def _radial_offsets(rng, n, core_mm, tail_mm, core_fraction) -> tuple[np.ndarray, np.ndarray]:
-    """Lateral (x, y) offsets [mm] from the two-component profile f(r) ~ 2 r R^2 / (r^2 + R^2)^2."""
-    u = rng.uniform(0.0, 0.995, n)
-    radius = np.where(rng.uniform(size=n) < core_fraction, core_mm, tail_mm) * np.sqrt(u / (1.0 - u))
-    angle = rng.uniform(0.0, 2 * np.pi, n)
-    return radius * np.cos(angle), radius * np.sin(angle)
-
-
 def _spot_counts(energy) -> np.ndarray:
     return np.clip(np.ceil(np.asarray(energy) / SPOT_ENERGY_GEV), 1, MAX_SPOTS).astype(np.int64)
-
-
-def _split_into_spots(rng, owner, energy):
-    """Repeat each shower into its spots; spot energies are Gamma-distributed shares of ``energy``."""
-    counts = _spot_counts(energy)
-    spot_owner = np.repeat(np.arange(len(energy)), counts)
-    share = rng.gamma(SPOT_SHAPE, 1.0, spot_owner.size)
-    total = np.bincount(spot_owner, weights=share, minlength=len(energy))
-    return spot_owner, energy[spot_owner] * share / total[spot_owner]
 
 
 def _em_profile(rng, energy):
@@ -148,27 +144,6 @@ def _em_profile(rng, energy):
     alpha = np.maximum(np.exp(log_alpha), 1.05)
     beta = (alpha - 1.0) / t_max
     return alpha, beta, t_max
-
-
-def _em_spots(rng, energy, start_x0, cosh_eta, owner) -> tuple[np.ndarray, ...]:
-    """Spots of EM showers of ``energy`` starting at material depth ``start_x0`` (X0 along the path)."""
-    alpha, beta, t_max = _em_profile(rng, energy)
-    spot, spot_energy = _split_into_spots(rng, owner, energy)
-    depth = start_x0[spot] + rng.gamma(alpha[spot], 1.0 / beta[spot])
-    layer = _layer_of_depth(depth, cosh_eta[spot], geo.DEPTH_X0_EDGES)
-    widen = 1.0 + 0.5 * np.clip((depth - start_x0[spot]) / t_max[spot], 0.0, 4.0)  # showers widen with depth
-    dx, dy = _radial_offsets(rng, spot.size, 0.25 * MOLIERE_MM, MOLIERE_MM, EM_CORE_FRACTION)
-    return owner[spot], layer, spot_energy, dx * widen, dy * widen
-
-
-def _had_spots(rng, energy, start_lambda, cosh_eta, owner) -> tuple[np.ndarray, ...]:
-    """Spots of the non-EM part of hadronic showers starting at ``start_lambda`` (lambda along the path)."""
-    spot, spot_energy = _split_into_spots(rng, owner, energy)
-    scale = 0.4 + 0.05 * np.log(np.maximum(energy[spot], 1.0))
-    depth = start_lambda[spot] + rng.gamma(2.0, scale)
-    layer = _layer_of_depth(depth, cosh_eta[spot], geo.DEPTH_LAMBDA_EDGES)
-    dx, dy = _radial_offsets(rng, spot.size, HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION)
-    return owner[spot], layer, spot_energy, dx, dy
 
 
 def _mip_energy(rng, stop_lambda, cosh_eta):
@@ -204,13 +179,13 @@ def shower_spots(particles: dict, rng: np.random.Generator, select: np.ndarray |
     energy = energy_all[index]
     cosh_eta = np.cosh(np.asarray(particles["eta"], dtype=float)[index])
     charged = np.asarray(particles["charge"], dtype=float)[index] != 0
-    parts = []  # (owner, layer, energy, dx, dy)
-
-    # electromagnetic particles
+    # showers: EM particles, then the EM and the hadronic part of each interacting hadron
+    showers = []  # (owner, energy, start depth along the path, cosh eta, is EM)
+    mips = []  # (MIP deposits (n, 6), owner)
     em = kind == 0
     if em.any():
         e_dep = _sampled(rng, energy[em], EM_STOCHASTIC, EM_CONSTANT)
-        parts.append(_em_spots(rng, e_dep, np.zeros(e_dep.size), cosh_eta[em], index[em]))
+        showers.append((index[em], e_dep, np.zeros(e_dep.size), cosh_eta[em], np.ones(e_dep.size, dtype=bool)))
 
     # hadrons: interaction depth, MIP before it, EM and hadronic parts after it
     had = kind == 2
@@ -220,96 +195,114 @@ def shower_spots(particles: dict, rng: np.random.Generator, select: np.ndarray |
         total_lambda = geo.DEPTH_LAMBDA_EDGES[-1] * c_had
         interacts = start < total_lambda
         mip = _mip_energy(rng, np.where(interacts, start, np.inf), c_had) * q_had[:, None]
-        f_em = np.clip(mean_em_fraction(e_had) + EM_FRACTION_SIGMA * rng.standard_normal(e_had.size), 0.0, 1.0)
+        f_em = sample_em_fraction(e_had, rng)
         shower = np.where(interacts, np.maximum(e_had - mip.sum(axis=1), 0.0), 0.0)
         visible = _sampled(rng, shower * (f_em + (1.0 - f_em) * HAD_OVER_EM), HAD_STOCHASTIC, HAD_CONSTANT)
         em_part = visible * f_em / (f_em + (1.0 - f_em) * HAD_OVER_EM)
         start_x0 = np.interp(start / c_had, geo.DEPTH_LAMBDA_EDGES, geo.DEPTH_X0_EDGES) * c_had
         owner = index[had]
         keep = em_part > 0
-        parts.append(_em_spots(rng, em_part[keep], start_x0[keep], c_had[keep], owner[keep]))
+        showers.append((owner[keep], em_part[keep], start_x0[keep], c_had[keep], np.ones(int(keep.sum()), dtype=bool)))
         keep = visible - em_part > 0
-        parts.append(_had_spots(rng, (visible - em_part)[keep], start[keep], c_had[keep], owner[keep]))
-        parts.append(_mip_parts(mip, owner))
+        showers.append((owner[keep], (visible - em_part)[keep], start[keep], c_had[keep], np.zeros(int(keep.sum()), dtype=bool)))
+        mips.append((mip, owner))
 
     # muons: MIP through everything
     mu = kind == 1
     if mu.any():
-        parts.append(_mip_parts(_mip_energy(rng, np.full(mu.sum(), np.inf), cosh_eta[mu]), index[mu]))
+        mips.append((_mip_energy(rng, np.full(mu.sum(), np.inf), cosh_eta[mu]), index[mu]))
 
-    if not parts:
+    pieces = []
+    if showers:
+        owner, shower_e, start, cosh, is_em = (np.concatenate(arrays) for arrays in zip(*showers))
+        pieces.append(_spots_of_showers(rng, owner, shower_e, start, cosh, is_em, eta_l, phi_l))
+    for mip, owner in mips:
+        row, layer = np.nonzero(mip > 0)
+        pieces.append((owner[row], layer, mip[row, layer], eta_l[owner[row], layer], phi_l[owner[row], layer]))
+    if not pieces:
         empty = np.zeros(0)
         return Spots(empty.astype(np.int64), empty, empty, empty, empty.astype(np.int64)), np.zeros(n)
-    owner, layer, spot_energy, dx, dy = (np.concatenate(arrays) for arrays in zip(*parts))
-    contained = layer < geo.N_LAYERS  # longitudinal leakage is lost
-    owner, layer, spot_energy, dx, dy = owner[contained], layer[contained], spot_energy[contained], dx[contained], dy[contained]
-    # lateral offsets dl [mm] at the layer radius r move eta and phi by dl / r (projective cells)
-    radius = geo.R_MID_MM[layer]
-    spot_eta = eta_l[owner, layer] + dx / radius
-    spot_phi = kinematics.wrap_phi(phi_l[owner, layer] + dy / radius)
+    owner, layer, spot_energy, spot_eta, spot_phi = (np.concatenate(arrays) for arrays in zip(*pieces))
     deposited = np.bincount(owner, weights=spot_energy, minlength=n)
     return Spots(layer.astype(np.int64), spot_eta, spot_phi, spot_energy, owner.astype(np.int64)), deposited
 
 
-def _mip_parts(mip: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, ...]:
-    """MIP deposits (n, 6) as spots on the particle's path (no lateral offset)."""
-    row, layer = np.nonzero(mip > 0)
-    zeros = np.zeros(row.size)
-    return owner[row], layer, mip[row, layer], zeros, zeros
+def _spots_of_showers(rng, owner, energy, start, cosh_eta, is_em, eta_l, phi_l):
+    """The contained spots of showers (EM: ``start`` in X0, hadronic: in lambda along the path).
+
+    Draws, in this order: the EM showers' profile fluctuations (2 normals each), the spots'
+    energy shares (Gamma(SPOT_SHAPE)), their depths (Gamma of the shower's profile shape), three
+    uniforms per spot (radius, core or tail, azimuth). The arithmetic runs in :func:`_spot_kernel`.
+    """
+    n_showers = energy.size
+    shape = np.full(n_showers, 2.0)  # hadronic part: Gamma(2) in lambda with scale 0.4 + 0.05 ln E
+    scale = 0.4 + 0.05 * np.log(np.maximum(energy, 1.0))
+    t_max = np.ones(n_showers)
+    if is_em.any():
+        alpha, beta, t_max_em = _em_profile(rng, energy[is_em])
+        shape[is_em], scale[is_em], t_max[is_em] = alpha, 1.0 / beta, t_max_em
+    counts = _spot_counts(energy)
+    n_spots = int(counts.sum())
+    share = rng.gamma(SPOT_SHAPE, 1.0, n_spots)
+    depth = rng.gamma(np.repeat(shape, counts), 1.0, n_spots)
+    uniforms = rng.random((3, n_spots))
+    return _spot_kernel(owner.astype(np.int64), energy, start, cosh_eta, is_em, scale, t_max, counts, share, depth,
+                        uniforms, eta_l, phi_l, geo.DEPTH_X0_EDGES, geo.DEPTH_LAMBDA_EDGES, _R_MID_MM,
+                        0.25 * MOLIERE_MM, MOLIERE_MM, EM_CORE_FRACTION, HAD_CORE_MM, HAD_TAIL_MM, HAD_CORE_FRACTION)
 
 
-@dataclass
-class CellWindow:
-    """The cells of a region of interest, each once (order: layer, then ieta, then iphi per jet)."""
-
-    cell_id: np.ndarray  # global id: LAYER_OFFSET[layer] + ieta * n + iphi
-    layer: np.ndarray
-    ieta: np.ndarray
-    iphi: np.ndarray
-    eta: np.ndarray
-    phi: np.ndarray
-    sigma: np.ndarray  # GeV
-    position: np.ndarray  # (N_CELLS_TOTAL,) int32 index into the window's arrays, -1 outside the window
+_R_MID_MM = np.asarray(geo.R_MID_MM, dtype=np.float64)
 
 
-def window_cells(centre_eta, centre_phi, half_width: float, noise_scale: float = 1.0) -> CellWindow:
-    """All cells whose centres lie within a square of ``half_width`` in eta and phi around any centre."""
-    ids = []
-    for layer in geo.LAYERS:
-        n = layer.n_cells
-        for eta0, phi0 in zip(np.atleast_1d(centre_eta), np.atleast_1d(centre_phi)):
-            lo = max(int(np.floor((eta0 - half_width + geo.ETA_MAX) / layer.d_eta)), 0)
-            hi = min(int(np.ceil((eta0 + half_width + geo.ETA_MAX) / layer.d_eta)), n)
-            first = int(np.floor((phi0 - half_width + np.pi) / layer.d_phi))
-            last = min(int(np.ceil((phi0 + half_width + np.pi) / layer.d_phi)), first + n)
-            iphi = np.arange(first, last) % n
-            ids.append((geo.LAYER_OFFSET[layer.index] + np.arange(lo, hi)[:, None] * n + iphi[None, :]).ravel())
-    cell_id = np.concatenate(ids)
-    if np.size(centre_eta) > 1:  # overlapping windows of several jets: each cell once
-        marked = np.zeros(geo.N_CELLS_TOTAL, dtype=bool)
-        marked[cell_id] = True
-        cell_id = np.flatnonzero(marked)
-    layer_index = geo.CELL_LAYER[cell_id]
-    position = np.full(geo.N_CELLS_TOTAL, -1, dtype=np.int32)
-    position[cell_id] = np.arange(cell_id.size, dtype=np.int32)
-    return CellWindow(cell_id, layer_index, geo.CELL_IETA[cell_id], geo.CELL_IPHI[cell_id], geo.CELL_ETA[cell_id],
-                      geo.CELL_PHI[cell_id], geo.NOISE_GEV[layer_index] * noise_scale, position)
+@numba.njit(cache=True)
+def _spot_kernel(owner, energy, start, cosh_eta, is_em, scale, t_max, counts, share, depth_draw, uniforms, eta_l,
+                 phi_l, x0_edges, lambda_edges, r_mid, em_core_mm, em_tail_mm, em_core_fraction, had_core_mm,
+                 had_tail_mm, had_core_fraction):
+    """Spot energies, layers and positions of all showers; spots behind the last layer are dropped.
 
-
-def spot_cell_ids(spots: Spots) -> np.ndarray:
-    """Global cell id of every spot; -1 outside |eta| < 3."""
-    n = geo.N_CELLS[spots.layer]
-    ieta = np.floor((spots.eta + geo.ETA_MAX) / (2 * geo.ETA_MAX) * n).astype(np.int64)
-    iphi = np.floor((spots.phi + np.pi) / (2 * np.pi) * n).astype(np.int64) % n
-    inside = (ieta >= 0) & (ieta < n)
-    return np.where(inside, geo.LAYER_OFFSET[spots.layer] + ieta * n + iphi, -1)
-
-
-def digitise(spots: Spots, window: CellWindow, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Cell energies in ``window``: (signal + Gaussian noise, signal alone)."""
-    cell = spot_cell_ids(spots)
-    position = np.where(cell >= 0, window.position[np.maximum(cell, 0)], -1)
-    inside = position >= 0
-    signal = np.bincount(position[inside], weights=spots.energy[inside], minlength=window.cell_id.size)
-    noise = window.sigma * rng.standard_normal(window.cell_id.size, dtype=np.float32)
-    return signal + noise, signal
+    A shower's energy is split in proportion to its spots' Gamma shares; a spot lies at depth
+    ``start + scale * draw`` (its layer from the depth at eta = 0, ``depth / cosh eta``); EM spots
+    spread wider with depth (``1 + 0.5 clip(depth / t_max, 0, 4)``); lateral offsets follow
+    ``f(r) ~ 2 r R^2 / (r^2 + R^2)^2`` with the core or tail radius R, at a uniform azimuth, and
+    move the spot by ``offset / r_layer`` in eta and phi (projective cells).
+    """
+    n_spots = share.size
+    n_layers = r_mid.size
+    out_owner = np.empty(n_spots, dtype=np.int64)
+    out_layer = np.empty(n_spots, dtype=np.int64)
+    out_energy = np.empty(n_spots)
+    out_eta = np.empty(n_spots)
+    out_phi = np.empty(n_spots)
+    kept = 0
+    first = 0
+    for s in range(energy.size):
+        total = 0.0
+        for k in range(first, first + counts[s]):
+            total += share[k]
+        edges = x0_edges if is_em[s] else lambda_edges
+        core_mm, tail_mm, core_fraction = (em_core_mm, em_tail_mm, em_core_fraction) if is_em[s] \
+            else (had_core_mm, had_tail_mm, had_core_fraction)
+        p = owner[s]
+        for k in range(first, first + counts[s]):
+            travelled = scale[s] * depth_draw[k]
+            radial_depth = (start[s] + travelled) / cosh_eta[s]
+            layer = 0
+            while layer < n_layers and radial_depth >= edges[layer + 1]:
+                layer += 1
+            if layer >= n_layers:  # longitudinal leakage is lost
+                continue
+            widen = 1.0 + 0.5 * min(max(travelled / t_max[s], 0.0), 4.0) if is_em[s] else 1.0
+            u = 0.995 * uniforms[0, k]
+            radius = (core_mm if uniforms[1, k] < core_fraction else tail_mm) * np.sqrt(u / (1.0 - u)) * widen
+            angle = 2 * np.pi * uniforms[2, k]
+            phi = phi_l[p, layer] + radius * np.sin(angle) / r_mid[layer]
+            out_owner[kept] = p
+            out_layer[kept] = layer
+            out_energy[kept] = energy[s] * share[k] / total
+            out_eta[kept] = eta_l[p, layer] + radius * np.cos(angle) / r_mid[layer]
+            out_phi[kept] = phi - 2 * np.pi * np.floor((phi + np.pi) / (2 * np.pi))
+            if out_phi[kept] <= -np.pi:  # (-pi, pi], as wrap_phi
+                out_phi[kept] += 2 * np.pi
+            kept += 1
+        first += counts[s]
+    return out_owner[:kept], out_layer[:kept], out_energy[:kept], out_eta[:kept], out_phi[:kept]

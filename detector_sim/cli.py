@@ -1,45 +1,36 @@
 """``detector-sim``: generate Pythia8 jets and write their detector replicas to ROOT.
 
     detector-sim generate --config configs/sim/qg.yaml --events 2000 --replicas 2 --seed 1 \\
-        --out data/qg.root [--workers 2] [--set jets.pt_min_gev=300]
+        --out data/qg.root [--workers 2] [--replica-mode hadronization] [--set jets.pt_min_gev=300]
+    detector-sim generate ... --shard 3/10 --out parts/qg-3.root       # one of 10 batch jobs
+    detector-sim merge --out data/qg.root parts/qg-*.root               # = the single run's file
+    detector-sim generate ... --scheduler tcp://host:8786               # shards on a Dask cluster
+    detector-sim generate ... --scheduler local --workers 4             # or on a local one
     detector-sim info data/qg.root
 
-Bad input (unknown config key, unknown process, replicas < 1, events < 1, an output path that
-cannot be written, a config that does not parse) gives a one-line error and exit code 2, and
-nothing is written.
+Bad input (unknown config key, process or replica mode, replicas < 1, events < 1, a bad
+``--shard``, an output path that cannot be written, a config that does not parse, parts of
+different runs) gives a one-line error and exit code 2, and nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
-from detector_sim.config import ConfigError, load_config
-from detector_sim.simulate import ShardStats, shard_plan, simulate_shard
-from detector_sim.writer import JetWriter, read_provenance
+from detector_sim.backends import BackendError
+from detector_sim.config import REPLICA_MODES, ConfigError, load_config, validate
+from detector_sim.run import Request, generate_file, merge_files, read_counts
 from gnnjets import __version__
 from gnnjets.base.errors import UnreadableFileError
+from gnnjets.base.logs import add_logging_arguments, configure_logging
 from gnnjets.base.outputs import OutputPathError, check_output_path
 
 EXIT_USAGE = 2
-
-
-def _versions() -> dict:
-    out = {}
-    for package in ("gnnjets", "pythia8mc", "fastjet", "numpy", "uproot", "awkward", "numba"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = None
-    return out
+log = logging.getLogger("detector_sim.cli")
 
 
 def _integer(name: str, minimum: int):
@@ -55,104 +46,98 @@ def _integer(name: str, minimum: int):
     return parse
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """argparse type for ``--shard i/N``: 0 <= i < N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like i/N (e.g. 3/10), not {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need N >= 1 and 0 <= i < N (parts are numbered from 0)")
+    return index, count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detector-sim", description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"%(prog)s (gnnjets {__version__})")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate events and write jet replicas to a ROOT file")
-    gen.add_argument("--config", required=True, help="simulation config YAML (configs/sim/qg.yaml, top.yaml, qcd.yaml)")
+    gen.add_argument("--config", required=True, help="simulation config YAML (configs/sim/*.yaml)")
     gen.add_argument("--events", required=True, type=_integer("--events", 1), help="number of Pythia events to generate")
-    gen.add_argument("--replicas", default=2, type=_integer("--replicas", 1), help="detector replicas per jet (default 2)")
+    gen.add_argument("--replicas", default=2, type=_integer("--replicas", 1), help="replicas per jet (default 2)")
+    gen.add_argument("--replica-mode", choices=REPLICA_MODES, default=None,
+                     help="what differs between replicas (default: the config's replicas.mode, 'detector')")
     gen.add_argument("--seed", default=0, type=_integer("--seed", 0), help="base seed (default 0)")
     gen.add_argument("--out", required=True, help="output .root file (written atomically)")
-    gen.add_argument("--workers", default=1, type=_integer("--workers", 1), help="processes; the output does not depend on it")
+    gen.add_argument("--workers", default=1, type=_integer("--workers", 1),
+                     help="processes (with --scheduler local: Dask workers); the output does not depend on it")
+    gen.add_argument("--shard", type=_shard, default=None, metavar="i/N",
+                     help="simulate only part i of N (for batch-job arrays); combine the parts with 'merge'")
+    gen.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the shards on Dask: a scheduler address (tcp://host:8786) or 'local'")
     gen.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config field, e.g. --set jets.pt_min_gev=300 (repeatable)")
-    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_logging_arguments(gen)
+    merge = commands.add_parser("merge", help="merge the --shard i/N part files of one run into the single run's file")
+    merge.add_argument("--out", required=True, help="output .root file (written atomically)")
+    merge.add_argument("inputs", nargs="+", help="the N part files, in any order")
+    add_logging_arguments(merge)
     info = commands.add_parser("info", help="print the provenance and jet counts of a file")
     info.add_argument("path")
     return parser
 
 
-def _run_shard(args):
-    return simulate_shard(*args)
-
-
 def generate(args) -> int:
-    config = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    config = load_config(args.config, overrides)
+    if args.replica_mode is not None:
+        config.replicas.mode = args.replica_mode
+        validate(config)
     out = check_output_path(args.out)
-    plan = shard_plan(args.events, config.sharding.events_per_shard)
-    tasks = [(config, args.seed, shard, n, args.replicas) for shard, n in plan]
-    provenance = {
-        "config": config.to_dict(), "config_file": str(args.config), "overrides": args.overrides,
-        "seed": args.seed, "replicas": args.replicas, "events_requested": args.events,
-        "seeding": "numpy SeedSequence(seed, spawn_key=(0, event_id, replica)); Pythia seed per shard from spawn_key=(1, shard)",
-        "versions": _versions(), "command": " ".join(sys.argv),
-    }
-    stats = ShardStats()
-    start = time.perf_counter()
-    progress = tqdm(total=args.events, unit="event", disable=args.quiet, file=sys.stderr, desc=f"{config.process} -> {out.name}")
-    with JetWriter(out, provenance) as writer:
-        if args.workers == 1:
-            results = map(_run_shard, tasks)
-        else:
-            pool = ProcessPoolExecutor(max_workers=args.workers)
-            results = pool.map(_run_shard, tasks)
-        try:
-            for batch, shard_stats in results:
-                writer.write(batch)
-                stats.add(shard_stats)
-                progress.update(shard_stats.events)
-                progress.set_postfix(jets=stats.jets_written)
-        finally:
-            if args.workers > 1:
-                pool.shutdown(cancel_futures=True)
-        writer.provenance["counts"] = vars(stats)
-        writer.provenance["wall_seconds"] = round(time.perf_counter() - start, 2)
-    progress.close()
-    print(f"wrote {out}: {stats.jets_written} jets x {args.replicas} replicas from {stats.events} events "
-          f"({stats.jets_dropped_unmatched} of {stats.truth_jets} selected truth jets dropped: a replica had no matching reco jet)")
+    request = Request(config=config, config_file=str(args.config), seed=args.seed, replicas=args.replicas,
+                      events=args.events, out=out, overrides=overrides, workers=args.workers, part=args.shard,
+                      scheduler=args.scheduler, progress=not args.quiet, command=" ".join(sys.argv))
+    counts = generate_file(request)
+    log.info("wrote %s: %d jets x %d replicas (%s mode) from %d events (%d of %d selected truth jets dropped: "
+             "a replica had no matching reco jet%s)", out, counts["jets_written"], args.replicas, config.replicas.mode,
+             counts["events"], counts["jets_dropped_unmatched"], counts["truth_jets"],
+             f"; {counts['jets_dropped_balance']} dropped to balance the labels" if config.jets.balance and not args.shard else "")
+    return 0
+
+
+def merge(args) -> int:
+    out = check_output_path(args.out)
+    counts = merge_files(args.inputs, out, command=" ".join(sys.argv))
+    log.info("wrote %s: %d jets from %d parts", out, counts["jets_written"], len(args.inputs))
     return 0
 
 
 def info(args) -> int:
-    import uproot
-
     path = Path(args.path)
     if not path.is_file():
         raise OutputPathError(f"{path} does not exist")
-    try:  # a damaged or foreign file is one line, not uproot's traceback
-        with uproot.open(path) as file:
-            trees = sorted(k.split(";")[0] for k, c in file.classnames().items() if c == "TTree")
-            if "jets" not in trees:
-                raise UnreadableFileError(f"{path} holds no TTree 'jets' (TTrees: {', '.join(trees) or 'none'}); "
-                                          f"it is not a detector-sim output")
-            arrays = file["jets"].arrays(["label", "jet_pt", "truth_pt", "ncell", "ntrack"], library="np")
-            has_provenance = "provenance" in file
-        provenance = read_provenance(path) if has_provenance else None
-    except UnreadableFileError:
-        raise
-    except Exception as error:  # uproot and the decompressors raise many types
-        reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
-        raise UnreadableFileError(f"{path} is not a readable detector-sim file ({reason}); it may be truncated or "
-                                  f"damaged: regenerate it") from None
+    result = read_counts(path)
+    provenance = result["provenance"]
     if provenance is None:
         print(f"{path}: no provenance (not written by detector-sim, or by a version without it)")
     else:
-        print(json.dumps({k: provenance[k] for k in ("config_file", "seed", "replicas", "counts", "versions")
-                          if k in provenance}, indent=1))
-    if len(arrays["label"]):
-        print(f"entries {len(arrays['label'])}, label=1 fraction {np.mean(arrays['label'] == 1):.3f}, "
-              f"median cells {np.median(arrays['ncell']):.0f}, median tracks {np.median(arrays['ntrack']):.0f}")
+        keys = ("config_file", "seed", "replicas", "replica_mode", "counts", "part", "versions")
+        print(json.dumps({k: provenance[k] for k in keys if k in provenance}, indent=1))
+    summary = result["summary"]
+    if summary["entries"]:
+        print(f"entries {summary['entries']}, label=1 fraction {summary['label_1_fraction']:.3f}, "
+              f"median cells {summary['median_cells']:.0f}, median tracks {summary['median_tracks']:.0f}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command != "info":
+        configure_logging("detector-sim", verbose=args.verbose, quiet=args.quiet)
     try:
-        return generate(args) if args.command == "generate" else info(args)
-    except (ConfigError, OutputPathError, UnreadableFileError) as err:
+        return {"generate": generate, "merge": merge, "info": info}[args.command](args)
+    except (ConfigError, OutputPathError, BackendError, UnreadableFileError) as err:
         print(f"detector-sim: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

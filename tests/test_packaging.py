@@ -84,9 +84,10 @@ def test_the_wheel_installed_without_the_source_tree_loads_its_configs(tmp_path)
             "from gnnjets.tasks.config import load_config; "
             "assert gnnjets.__file__.startswith(sys.argv[1]), gnnjets.__file__; "
             "print(r.config_root(), load_mapping('cocoa').tree, load_config('qg', base={'data.train': ['x']}).task, "
-            "sorted(r.shipped_configs('sim')))")
+            "' '.join(r.shipped_configs('sim')), ' '.join(r.shipped_configs('study')))")
     env = {**os.environ, "PYTHONPATH": str(target)}
     done = subprocess.run([sys.executable, "-c", "import sys; " + code, str(target)], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == [str(target / "gnnjets" / "configs"), "Out_Tree", "qg", "['qcd',", "'qg',", "'top']"]
+    shipped = [sorted(path.stem for path in (ROOT / "configs" / kind).glob("*.yaml")) for kind in ("sim", "study")]
+    assert done.stdout.split() == [str(target / "gnnjets" / "configs"), "Out_Tree", "qg", *shipped[0], *shipped[1]]

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detector_sim import calorimeter as cal
 from detector_sim import geometry as geo
@@ -105,7 +107,7 @@ def test_same_generator_seed_gives_identical_spots_and_another_seed_differs():
 
 
 def test_noise_has_the_cocoa_sigma_of_each_layer():
-    window = cal.window_cells([0.0], [0.0], 1.0)
+    window = cal.window_cells([0.0], [0.0], 1.5)  # a disc: wide enough for ~200 cells of the coarsest layer
     empty = cal.Spots(*(np.zeros(0, dtype=t) for t in (np.int64, float, float, float, np.int64)))
     energy, signal = cal.digitise(empty, window, np.random.default_rng(0))
     assert np.all(signal == 0)
@@ -132,3 +134,55 @@ def test_spots_map_to_the_cell_containing_them():
     outside = cal.Spots(layer=np.array([1]), eta=np.array([3.2]), phi=np.array([0.0]), energy=np.ones(1),
                         particle=np.zeros(1, dtype=np.int64))
     assert cal.spot_cell_ids(outside)[0] == -1
+
+
+# ----------------------------------------------------------------------------- hadronic EM fraction
+
+@pytest.mark.parametrize("energy", [3.0, 10.0, 50.0, 200.0])
+def test_em_fraction_follows_groom_with_the_stated_spread(energy):
+    f_em = cal.sample_em_fraction(np.full(20000, energy), np.random.default_rng(1))
+    groom = 1.0 - (energy / cal.GROOM_E0_GEV) ** (cal.GROOM_M - 1.0)
+    assert f_em.mean() == pytest.approx(groom, abs=0.005)
+    assert f_em.std() == pytest.approx(cal.em_fraction_spread(energy), rel=0.05)
+    assert 0.05 < cal.em_fraction_spread(energy) < 0.15  # of order 0.1 where jets put their hadrons
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.floats(0.0, 5000.0), min_size=1, max_size=50), st.integers(0, 2**32 - 1))
+def test_em_fraction_is_a_fraction_and_its_mean_rises_with_energy(energies, seed):
+    energies = np.array(energies)
+    f_em = cal.sample_em_fraction(energies, np.random.default_rng(seed))
+    assert np.all((f_em >= 0) & (f_em <= 1))
+    assert np.all(f_em[energies <= cal.GROOM_E0_GEV] == 0)  # below E0 no pi0 production in the mean
+    ordered = np.sort(energies)
+    assert np.all(np.diff(cal.mean_em_fraction(ordered)) >= 0)
+
+
+def test_em_fraction_spread_widens_the_pion_response():
+    # the shower-to-shower spread of f_em moves the response by (1 - h/e) sigma(f_em)
+    energy = 100.0
+    _, deposited = cal.shower_spots(gun(211, energy, 4000), np.random.default_rng(5))
+    interacted = deposited > 0.5 * energy * cal.mean_response(211, energy)
+    width = deposited[interacted].std() / deposited[interacted].mean()
+    from_em_fraction = (1 - cal.HAD_OVER_EM) * cal.em_fraction_spread(energy) / cal.mean_response(211, energy)
+    assert width > from_em_fraction
+
+
+# ----------------------------------------------------------------------------- the window
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.tuples(st.floats(-2.0, 2.0), st.floats(-np.pi, np.pi)), min_size=1, max_size=3),
+       st.floats(0.1, 1.4))
+def test_window_holds_exactly_the_cells_within_dr_of_a_centre(centres, half_width):
+    eta0 = np.array([c[0] for c in centres])
+    phi0 = np.array([c[1] for c in centres])
+    window = cal.window_cells(eta0, phi0, half_width)
+    assert np.all(np.diff(window.cell_id) > 0)  # each cell once, in increasing id
+    inside = (kinematics.delta_r(window.eta[:, None], window.phi[:, None], eta0, phi0) < half_width + 1e-9).any(axis=1)
+    assert inside.all()
+    # brute force on every cell of two layers: none inside a disc is missing
+    for layer in (2, 5):
+        ids = np.arange(geo.LAYER_OFFSET[layer], geo.LAYER_OFFSET[layer + 1])
+        dr = kinematics.delta_r(geo.CELL_ETA[ids][:, None], geo.CELL_PHI[ids][:, None], eta0, phi0)
+        expected = ids[(dr < half_width - 1e-9).any(axis=1)]
+        assert np.isin(expected, window.cell_id).all()

@@ -195,10 +195,33 @@ def test_generation_prints_nothing():
     assert result.stderr == ""
 
 
-@pytest.mark.parametrize("name", ["qg", "top", "qcd"])
-def test_shipped_configs_load(name):
-    config = load_config(CONFIGS / f"{name}.yaml")
-    assert config.process == name
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda path: path.stem)
+def test_shipped_configs_load_with_mpi_on(path):
+    config = load_config(path)
+    assert config.process == path.stem.split("_")[0]
+    assert config.generator.mpi  # MPI on for every process
+
+
+@pytest.mark.parametrize("name, label", [("qg_quark", 1), ("qg_gluon", 0)])
+def test_one_subprocess_gives_one_flavour(name, label):
+    config = shipped_config(name, 30)
+    config.generator.mpi = False  # the labels come from the hard process; MPI only slows the test
+    config.generator.pthat_slices = [[200.0, 400.0]]
+    jets = all_jets(list(generate_shard(config, base_seed=3, shard=0, n_events=30)))
+    assert len(jets["label"]) >= 5 and np.all(jets["label"] == label)
+
+
+def test_shards_cycle_through_slices_and_subprocess_sets():
+    config = shipped_config("qg_balanced", 10)
+    settings = [generate.shard_settings(config, shard) for shard in range(7)]
+    assert [s[:2] for s in settings[:3]] == [(100.0, 250.0), (250.0, 500.0), (500.0, 1000.0)]
+    assert [s[2] for s in settings] == [["WeakBosonAndParton:qg2gmZq"]] * 3 + [["WeakBosonAndParton:qqbar2gmZg"]] * 3 \
+        + [["WeakBosonAndParton:qg2gmZq"]]
+
+
+def test_unknown_subprocess_is_refused_with_the_close_match():
+    with pytest.raises(ConfigError, match="did you mean 'WeakBosonAndParton:qg2gmZq'"):
+        load_config(CONFIGS / "qg.yaml", ["generator.subprocesses=[[WeakBosonAndParton:qg2gmZQ]]"])
 
 
 # --- particles and jets ---------------------------------------------------------------------
@@ -313,8 +336,8 @@ def test_match_closest_is_one_to_one():
     distance = np.array([[0.1, 0.2, 0.9],
                          [0.15, 0.3, 0.05]])  # (objects, jets)
     allowed = distance < 0.4
-    np.testing.assert_array_equal(generate._match_closest(distance, allowed), [0, -1, 1])
-    np.testing.assert_array_equal(generate._match_closest(distance[:, :0], allowed[:, :0]), np.zeros(0))
+    np.testing.assert_array_equal(generate.match_closest(distance, allowed), [0, -1, 1])
+    np.testing.assert_array_equal(generate.match_closest(distance[:, :0], allowed[:, :0]), np.zeros(0))
 
 
 def test_config_is_not_modified_by_generation():

@@ -101,7 +101,7 @@ def test_workers_do_not_change_the_file(qg_file, tmp_path):
 
 
 def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):
-    from detector_sim import simulate
+    from detector_sim import backends, simulate
 
     real = simulate.simulate_shard
     calls = []
@@ -112,7 +112,7 @@ def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(cli, "simulate_shard", failing)
+    monkeypatch.setattr(backends, "simulate_shard", failing)
     out = tmp_path / "partial.root"
     assert generate(out) == 130
     assert list(tmp_path.iterdir()) == []
@@ -208,3 +208,19 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["--version"])
     assert done.value.code == 0 and "gnnjets 0.1.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["hadronization", "particle-augmented"])
+def test_replica_mode_flag_is_recorded_and_changes_the_truth(tmp_path, mode):
+    out = tmp_path / f"{mode}.root"
+    assert generate(out, "--replica-mode", mode) == 0
+    provenance = read_provenance(out)
+    assert provenance["replica_mode"] == mode == provenance["config"]["replicas"]["mode"]
+    jets = read(out)
+    assert len(jets) > 0
+    assert not ak.all(jets.truth_pt[0::2] == jets.truth_pt[1::2])  # each replica has its own truth jet
+    assert ak.all(jets.label[0::2] == jets.label[1::2])
+
+
+def test_detector_mode_is_the_default_and_recorded(qg_file):
+    assert read_provenance(qg_file)["replica_mode"] == "detector"

@@ -127,7 +127,7 @@ def test_fit_head_learns_a_separable_and_a_linear_problem():
 
 def test_jet_set_rows_follow_the_file_and_batches_keep_track_of_order():
     jets = JetSet.load("data/qg_small.root", replica=0)
-    assert len(jets) == 341 and jets.skipped == 0
+    assert len(jets) == 343 and jets.skipped == 0  # the jets of data/qg_small.root (data/README.md)
     assert (np.diff(jets.attrs["entry"]) > 0).all()  # file order
     import uproot
 
@@ -141,7 +141,8 @@ def test_jet_set_rows_follow_the_file_and_batches_keep_track_of_order():
     assert sub.attrs["entry"].tolist() == jets.attrs["entry"][[7, 2]].tolist()
     seen = np.concatenate([o for o, _ in jets.batches(100, shuffle=True, seed=4)])
     assert sorted(seen.tolist()) == list(range(len(jets)))
-    ids = {"file_index": np.zeros(682, dtype=int), "entry": np.arange(682)[::-1].copy()}
+    n_entries = 2 * len(jets)  # two replicas per jet
+    ids = {"file_index": np.zeros(n_entries, dtype=int), "entry": np.arange(n_entries)[::-1].copy()}
     rows = align_rows(jets, ids)
     assert np.array_equal(ids["entry"][rows], jets.attrs["entry"])
     with pytest.raises(ValueError, match="no row in the features"):

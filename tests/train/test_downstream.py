@@ -66,8 +66,8 @@ def test_qg_frozen_head_and_scratch_over_two_label_counts(tmp_path, tiny_checkpo
         expected = classification_metrics(saved["test_label"], saved[f"pred_{method}"])
         assert reported["metrics"]["auc"] == pytest.approx(roc_auc_score(saved["test_label"], saved[f"pred_{method}"]))
         assert reported["metrics"] == pytest.approx(expected)
-    # 341 jets: 30% test, 20% validation (fractions of all of data.train), the rest training
-    assert summary["data"]["test"] == 102 and summary["data"]["val"] == 68 and summary["data"]["train"] == 171
+    # 343 jets in data/qg_small.root: 30% test, 20% validation (fractions of all of data.train), the rest training
+    assert summary["data"]["test"] == 103 and summary["data"]["val"] == 69 and summary["data"]["train"] == 171
     # the frozen head's checkpoint holds the pretrained backbone unchanged
     model = load_checkpoint(out / "models" / "pretrained-linear-N120.pt")["model"]
     pretrained = load_checkpoint(tiny_checkpoint)["model"]
