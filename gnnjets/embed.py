@@ -135,6 +135,14 @@ class Embedder:
         return cls(loaded.backbone, loaded.graph_config, model_config=loaded.model_config, device=device,
                    checkpoint=loaded.path, schema_version=loaded.schema_version, signature=loaded.sha256_16)
 
+    @classmethod
+    def from_pretrained(cls, name: str, *, device: str | torch.device = "auto") -> Embedder:
+        """A backbone shipped with the package (:mod:`gnnjets.pretrained`): ``"qg"`` (quark/gluon
+        jets, R = 0.4) or ``"top"`` (top and QCD jets, R = 0.8); no pretraining needed."""
+        from gnnjets import pretrained
+
+        return cls.from_checkpoint(pretrained.path(name), device=device)
+
     # ------------------------------------------------------------------------------ embedding
     @torch.no_grad()  # not inference_mode: its tensors cannot feed a downstream model's autograd
     def embed_graphs(self, batch) -> torch.Tensor:

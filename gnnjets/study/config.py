@@ -41,6 +41,7 @@ class Arm:
     name: str = ""
     pretrain: bool = True  # false: the base architecture with random weights
     overrides: list[str] = field(default_factory=list)  # on top of the study's base pretraining config
+    tasks: list[str] = field(default_factory=list)  # the tasks it is evaluated on ([]: every task)
     description: str = ""
 
 
@@ -76,7 +77,8 @@ class StudyConfig:
     baselines: list[str] = field(default_factory=lambda: ["observables", "efp+observables", "em", "calibration",
                                                           "scratch"])
     jet_scalars: bool = True  # also report each arm with the jet scalars appended to h ("<arm>+scalars")
-    headline: str = ""  # the method the targets are checked for ("": the last arm, +scalars if jet_scalars)
+    # per task, the method the targets are checked for (default: the task's last arm, +scalars if jet_scalars)
+    headline: dict = field(default_factory=dict)
     # the arms playing the ablation's roles: none (no invariance), replicas, augmentations, both
     ablation: dict = field(default_factory=dict)
     efp: dict = field(default_factory=dict)  # overrides of the EFP presets (all tasks), e.g. {max_cells: 60}
@@ -89,6 +91,10 @@ class StudyConfig:
 
     def task_samples(self) -> dict[str, TaskSamples]:
         return {name: from_dict(TaskSamples, value, f"tasks.{name}") for name, value in self.tasks.items()}
+
+    def arms_of(self, task: str) -> list[Arm]:
+        """The arms evaluated on ``task``, in config order."""
+        return [arm for arm in self.arms if not arm.tasks or task in arm.tasks]
 
 
 def validate(config: StudyConfig) -> StudyConfig:
@@ -106,6 +112,17 @@ def validate(config: StudyConfig) -> StudyConfig:
                               f"Tasks: {', '.join(TASKS)}")
         if not samples.train or not samples.test:
             raise ConfigError(f"tasks.{name} needs train and test files")
+    for arm in config.arms:
+        for task in arm.tasks:
+            if task not in config.tasks:
+                raise ConfigError(f"arms: {arm.name}.tasks names {task!r}, which is not a task of this study "
+                                  f"({', '.join(config.tasks)})")
+    for task in config.tasks:
+        if not config.arms_of(task):
+            raise ConfigError(f"no arm is evaluated on task {task!r}; remove 'tasks' from an arm or add {task}")
+    for task in config.headline:
+        if task not in config.tasks:
+            raise ConfigError(f"headline: {task!r} is not a task of this study ({', '.join(config.tasks)})")
     known = set().union(*BASELINES.values())
     for name in config.baselines:
         if name not in known:

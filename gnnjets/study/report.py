@@ -116,7 +116,7 @@ def write_report(config, fits: list[dict], out_dir: Path, *, timings: dict, note
         get_task(task)  # a known task
         try:
             files[f"label_efficiency_{task}"] = plot_label_efficiency(task, methods, out_dir)
-            files[f"ablation_{task}"] = plot_ablation(task, methods, [a.name for a in config.arms], out_dir,
+            files[f"ablation_{task}"] = plot_ablation(task, methods, [a.name for a in config.arms_of(task)], out_dir,
                                                       REFERENCE_LABELS)
         except Exception as err:  # noqa: BLE001 - plots never cost results
             import logging

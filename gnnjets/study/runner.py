@@ -179,7 +179,8 @@ def run_study(config: StudyConfig | dict, *, resume: bool = False, overwrite: bo
 def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: FitLog, out_dir: Path,
               device: torch.device) -> list[str]:
     cache = study_data.FeatureCache(out_dir / "cache")
-    base_arm = config.arms[0].name
+    task_arms = config.arms_of(task_name)
+    base_arm = task_arms[0].name
     jets = study_data.load_jets(samples, arms.graphs[base_arm])
     rows = study_data.select_rows(task_name, samples, jets, config.seed)
     task, y_pool = rows.task, rows.y_pool
@@ -189,7 +190,7 @@ def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: Fi
     # -- the features of every linear method, in the selected rows
     sets = {}  # graph config (json) -> (pool JetSet, test JetSet) of the selected rows
     features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for arm in config.arms:
+    for arm in task_arms:
         graph_key = json.dumps(arms.graphs[arm.name], sort_keys=True)
         if graph_key not in sets:
             loaded = jets if arm.name == base_arm else study_data.load_jets(samples, arms.graphs[arm.name])
@@ -246,13 +247,16 @@ def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: Fi
             record("em", count, 0, lambda r: methods.Fit(rows.test_attrs["jet_e"].astype(np.float64), {}))
     supervised = config.supervised
     end_to_end = [name for name in ("scratch", "finetuned") if name in wanted]
-    finetune_arm = supervised.finetune_arm or [a.name for a in config.arms if a.pretrain][-1] \
-        if "finetuned" in end_to_end else None
+    pretrained = [a.name for a in task_arms if a.pretrain]
+    finetune_arm = (supervised.finetune_arm if supervised.finetune_arm in pretrained else pretrained[-1]) \
+        if "finetuned" in end_to_end and pretrained else None
+    if finetune_arm is None and "finetuned" in end_to_end:
+        end_to_end.remove("finetuned")
     for name in end_to_end:
         if name == "scratch":
             graph = arms.graphs[base_arm]
             pool, test = base_pool, base_test
-            base = next(a for a in config.arms if a.name == base_arm)
+            base = task_arms[0]
             model = ModelConfig.from_dict(arm_pretrain_config(config, base, out_dir)["model"])
 
             def make(model=model):
