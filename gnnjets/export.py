@@ -15,6 +15,8 @@ input           dtype     shape       meaning
 ``energy``      float32   (N,)        node energy [GeV]; only for backbones that weight by it
 ``batch``       int64     (N,)        the jet (0..B-1) of each node, nodes of a jet adjacent
 ``graph_nodes`` int64     (B,)        nodes per jet (its length gives B)
+``jet_features`` float32  (B, J)      the jet scalars (``jet_features`` of the graphs); only
+                                      for backbones that append them to h
 ==============  ========  ==========  ====================================================
 
 Output ``h`` (B, D) float32, the embedding; with ``head=True`` the output is ``score`` (B,), the
@@ -40,7 +42,7 @@ from gnnjets.checkpoint import CheckpointError, load_backbone, load_checkpoint
 from gnnjets.nn.heads import Head, HeadConfig
 
 OPSET = 18
-NODE_INPUTS = ("x", "node_type", "edge_index", "edge_attr", "energy", "batch", "graph_nodes")
+NODE_INPUTS = ("x", "node_type", "edge_index", "edge_attr", "energy", "batch", "graph_nodes", "jet_features")
 
 
 class ExportError(GnnjetsError, ValueError):
@@ -66,22 +68,30 @@ class FlatInputs(nn.Module):
         super().__init__()
         self.backbone, self.head = backbone, head
         self.uses_energy = backbone._uses_energy()
+        self.uses_jet_features = bool(backbone.config.append_jet_features)
 
     def input_names(self) -> list[str]:
-        return [name for name in NODE_INPUTS if name != "energy" or self.uses_energy]
+        return [name for name in NODE_INPUTS if (name != "energy" or self.uses_energy)
+                and (name != "jet_features" or self.uses_jet_features)]
 
     def forward(self, x, node_type, edge_index, edge_attr, *rest):
-        energy, batch, graph_nodes = rest if self.uses_energy else (None, *rest)
+        rest = list(rest)
+        energy = rest.pop(0) if self.uses_energy else None
+        batch, graph_nodes = rest[0], rest[1]
         graphs = _Graphs(x, node_type, edge_index, edge_attr, energy, batch, graph_nodes.shape[0])
         h = self.backbone.pool(self.backbone.node_embeddings(graphs), batch, graph_nodes.shape[0], energy)  # (B, D)
+        if self.uses_jet_features:
+            h = torch.cat([h, rest[2].to(h.dtype)], dim=1)  # (B, D + J)
         return h if self.head is None else self.head(h)
 
 
-def flat_inputs(batch, *, uses_energy: bool) -> tuple[torch.Tensor, ...]:
+def flat_inputs(batch, *, uses_energy: bool, uses_jet_features: bool = False) -> tuple[torch.Tensor, ...]:
     """The input tensors of an exported model for a PyG batch of jet graphs, in input order."""
     graph_nodes = torch.bincount(batch.batch, minlength=batch.num_graphs)
     energy = (batch.energy,) if uses_energy else ()
-    return (batch.x, batch.node_type, batch.edge_index, batch.edge_attr, *energy, batch.batch, graph_nodes)
+    jet_features = (batch.jet_features,) if uses_jet_features else ()
+    return (batch.x, batch.node_type, batch.edge_index, batch.edge_attr, *energy, batch.batch, graph_nodes,
+            *jet_features)
 
 
 def _head_of(path: Path, payload: dict, dim: int) -> Head:
@@ -111,11 +121,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, head: bool = False, 
     model = FlatInputs(loaded.backbone, _head_of(loaded.path, load_checkpoint(loaded.path), loaded.backbone.embedding_dim)
                        if head else None).eval()
     example = _example_batch(loaded)
-    args = flat_inputs(example, uses_energy=model.uses_energy)
+    args = flat_inputs(example, uses_energy=model.uses_energy, uses_jet_features=model.uses_jet_features)
     names = model.input_names()
     output = "score" if head else "h"
     axes = {"x": {0: "nodes"}, "node_type": {0: "nodes"}, "energy": {0: "nodes"}, "batch": {0: "nodes"},
-            "edge_index": {1: "edges"}, "edge_attr": {0: "edges"}, "graph_nodes": {0: "jets"}, output: {0: "jets"}}
+            "edge_index": {1: "edges"}, "edge_attr": {0: "edges"}, "graph_nodes": {0: "jets"}, "jet_features": {0: "jets"},
+            output: {0: "jets"}}
     out = Path(out)
     with atomic_output(out, keep_suffix=True) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices: nothing to act on here

@@ -16,7 +16,7 @@ from gnnjets.nn.encoders import EdgeEncoder, NodeEncoder
 from gnnjets.nn.gatv2 import GATv2Block
 from gnnjets.nn.mlp import mlp
 from gnnjets.nn.pooling import build_pooling
-from gnnjets.nn.sage import GlobalContext, MeanNeighbourBlock, mean_adjacency, mean_edge_features
+from gnnjets.nn.sage import GlobalContext, MeanNeighbourBlock, NeighbourMean, mean_edge_features
 
 
 def graph_index(data) -> tuple[Tensor, int]:
@@ -102,9 +102,12 @@ class Backbone(nn.Module):
         energy = data.energy if self._uses_energy() else None
         h = self.node_encoder(x, data.node_type)  # (N, H)
         edge_features = self.edge_encoder(data.edge_attr)  # (E, 7)
-        batch, num_graphs = graph_index(data)
+        if self.contexts and getattr(data, "batch", None) is not None:
+            batch, num_graphs = data.batch, data.num_graphs  # no int(): an exported graph keeps B dynamic
+        else:
+            batch, num_graphs = graph_index(data)
         if self.config.kind == "sage":  # the neighbourhood means, once for every block
-            adjacency = mean_adjacency(data.edge_index, h.shape[0])
+            adjacency = NeighbourMean(data.edge_index, h.shape[0])
             edge_features = mean_edge_features(data.edge_index, edge_features, h.shape[0])  # (N, 7)
         for layer, block in enumerate(self.blocks):
             if self.config.kind == "sage":

@@ -27,6 +27,7 @@ import warnings
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.utils import scatter
 
 
 def mean_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
@@ -46,12 +47,37 @@ def mean_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
         return torch.sparse_csr_tensor(crow, source, values, (num_nodes, num_nodes))
 
 
+class NeighbourMean:
+    """``u -> A u``, the mean over each node's in-neighbours, built once per forward pass for every block.
+
+    A sparse CSR product normally; while the model is traced or exported to ONNX (which has no
+    sparse matrices), the same mean as a gather and an ``index_add``.
+    """
+
+    def __init__(self, edge_index: Tensor, num_nodes: int):
+        self.exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        if self.exporting:
+            self.source, self.target, self.num_nodes = edge_index[0], edge_index[1], num_nodes
+            ones = torch.ones_like(self.target, dtype=torch.float32)
+            self.degree = scatter(ones, self.target, dim=0, dim_size=num_nodes, reduce="sum").clamp(min=1.0)
+        else:
+            self.matrix = mean_adjacency(edge_index, num_nodes)
+
+    def __call__(self, u: Tensor) -> Tensor:
+        if self.exporting:  # scatter-add: ONNX's ScatterElements with reduction="add" (index_add_ drops repeats)
+            total = scatter(u[self.source], self.target, dim=0, dim_size=self.num_nodes, reduce="sum")
+            return total / self.degree[:, None].to(u.dtype)
+        with torch.autocast(u.device.type, enabled=False):  # sparse kernels take float32 only
+            return torch.sparse.mm(self.matrix, u.float()).to(u.dtype)
+
+
 def mean_edge_features(edge_index: Tensor, edge_features: Tensor, num_nodes: int) -> Tensor:
     """(N, F) mean of the features (E, F) of each node's in-edges; 0 for a node without in-edges."""
     target = edge_index[1]
-    total = edge_features.new_zeros((num_nodes, edge_features.shape[1])).index_add_(0, target, edge_features)
-    degree = torch.bincount(target, minlength=num_nodes).clamp(min=1).to(edge_features.dtype)
-    return total / degree[:, None]
+    total = scatter(edge_features, target, dim=0, dim_size=num_nodes, reduce="sum")
+    degree = scatter(torch.ones_like(target, dtype=edge_features.dtype), target, dim=0, dim_size=num_nodes,
+                     reduce="sum")
+    return total / degree.clamp(min=1.0)[:, None]  # scatter-adds, not bincount: they export to ONNX
 
 
 class MeanNeighbourBlock(nn.Module):
@@ -63,7 +89,8 @@ class MeanNeighbourBlock(nn.Module):
         dropout: dropout on the residual branch.
 
     Shapes:
-        h (N, H), adjacency (N, N) sparse, mean_edge_features (N, edge_dim) -> (N, H)
+        h (N, H), neighbours: a :class:`NeighbourMean` (or a sparse (N, N) matrix), mean_edge_features
+        (N, edge_dim) -> (N, H)
     """
 
     def __init__(self, hidden: int, edge_dim: int, dropout: float = 0.0):
@@ -75,10 +102,13 @@ class MeanNeighbourBlock(nn.Module):
         self.act = nn.SiLU()
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h: Tensor, adjacency: Tensor, mean_edge_features: Tensor) -> Tensor:
+    def forward(self, h: Tensor, neighbours, mean_edge_features: Tensor) -> Tensor:
         u = self.norm(h)  # (N, H)
-        with torch.autocast(u.device.type, enabled=False):  # sparse kernels take float32 only
-            neighbours = torch.sparse.mm(adjacency, u.float()).to(u.dtype)  # (N, H)
+        if isinstance(neighbours, Tensor):  # a sparse adjacency matrix
+            with torch.autocast(u.device.type, enabled=False):  # sparse kernels take float32 only
+                neighbours = torch.sparse.mm(neighbours, u.float()).to(u.dtype)  # (N, H)
+        else:
+            neighbours = neighbours(u)  # (N, H)
         message = self.lin_in(torch.cat([u, neighbours, mean_edge_features.to(u.dtype)], dim=1))  # (N, H)
         return h + self.dropout(self.lin_out(self.act(message)))
 
@@ -106,6 +136,7 @@ class GlobalContext(nn.Module):
 
     def forward(self, h: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
         u = self.norm(h)
-        total = u.new_zeros((num_graphs, u.shape[1])).index_add_(0, batch, u)  # (B, H)
-        count = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(u.dtype)[:, None]
+        total = scatter(u, batch, dim=0, dim_size=num_graphs, reduce="sum")  # (B, H)
+        count = scatter(torch.ones_like(batch, dtype=u.dtype), batch, dim=0, dim_size=num_graphs, reduce="sum")
+        count = count.clamp(min=1.0)[:, None]  # scatter-adds, not bincount: they export to ONNX
         return h + self.mlp(total / count)[batch]
