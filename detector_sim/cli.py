@@ -21,9 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
-from detector_sim.backends import BackendError
 from detector_sim.config import REPLICA_MODES, ConfigError, load_config, validate
-from detector_sim.run import Request, generate_file, merge_files, read_counts
 from gnnjets import __version__
 from gnnjets.base.errors import UnreadableFileError
 from gnnjets.base.logs import add_logging_arguments, configure_logging
@@ -88,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def generate(args) -> int:
+    from detector_sim.run import Request, generate_file  # the simulation: imported after parsing (fast --help)
+
     overrides = list(args.overrides)
     config = load_config(args.config, overrides)
     if args.replica_mode is not None:
@@ -106,6 +106,8 @@ def generate(args) -> int:
 
 
 def merge(args) -> int:
+    from detector_sim.run import merge_files
+
     out = check_output_path(args.out)
     counts = merge_files(args.inputs, out, command=" ".join(sys.argv))
     log.info("wrote %s: %d jets from %d parts", out, counts["jets_written"], len(args.inputs))
@@ -113,6 +115,8 @@ def merge(args) -> int:
 
 
 def info(args) -> int:
+    from detector_sim.run import read_counts
+
     path = Path(args.path)
     if not path.is_file():
         raise OutputPathError(f"{path} does not exist")
@@ -133,6 +137,7 @@ def info(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from detector_sim.backends import BackendError
     if args.command != "info":
         configure_logging("detector-sim", verbose=args.verbose, quiet=args.quiet)
     try:
