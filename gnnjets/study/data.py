@@ -4,8 +4,10 @@ One selection of rows per task, made once and reused whatever graph config an ar
 pool and the test set are replica 0 of every jet of their files (in file order), class-balanced
 for the taggers (:func:`gnnjets.train.splits.balance_classes`) and capped. Features:
 
-- an arm's embeddings h of the selected jets (its backbone frozen, graphs built with its config);
-- ``scalars``: the jet-level scalars of the graphs (log E, log pT, |eta|, log counts);
+- an arm's embeddings of the selected jets: the learned part of h (its backbone frozen, graphs
+  built with its config), and ``<arm>+scalars``, the same with the jet-level scalars of the
+  graphs appended (log E, log pT, |eta|, log counts), which is what an Embedder of a backbone
+  with ``append_jet_features`` returns;
 - ``observables``: the nine jet observables (:mod:`gnnjets.tasks.baselines.observables`), counts
   and mass as log(1 + x);
 - ``efp+observables``: the task's EFP preset (:mod:`gnnjets.tasks.baselines.efp`) next to them;

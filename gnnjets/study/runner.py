@@ -123,6 +123,18 @@ class Arms:
             else f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
 
 
+class _Learned(torch.nn.Module):
+    """The learned part of a backbone's h (:meth:`~gnnjets.nn.backbone.Backbone.encode`), whether or not
+    the backbone appends the jet scalars: the study adds them itself, as the ``<arm>+scalars`` method."""
+
+    def __init__(self, backbone: Backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, batch):
+        return self.backbone.encode(batch)
+
+
 class FitLog:
     """``fits.jsonl``: the finished fits, appended one line at a time (a torn last line is ignored)."""
 
@@ -197,10 +209,10 @@ def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: Fi
             study_data.check_same_rows(rows, loaded)
             sets[graph_key] = (loaded[0].subset(rows.pool_rows), loaded[1].subset(rows.test_rows))
         pool, test = sets[graph_key]
-        backbone = arms.backbone(arm.name).to(device)
+        encoder = _Learned(arms.backbone(arm.name)).to(device)
         embedded = [cache.get({"kind": f"embed-{arm.name}", "arm": arms.key(arm.name), "rows": rows.key(),
-                               "part": part}, lambda jetset=jetset: run_batches(
-            backbone, jetset.batches(512), len(jetset), device=device, desc=f"embed {arm.name}"))
+                               "part": part, "what": "learned"}, lambda jetset=jetset: run_batches(
+            encoder, jetset.batches(512), len(jetset), device=device, desc=f"embed {arm.name}"))
             for part, jetset in (("pool", pool), ("test", test))]
         features[arm.name] = (embedded[0], embedded[1])
         if config.jet_scalars:
