@@ -14,19 +14,17 @@ mkdir -p data/big
 [ -f data/big/qg_pool.root ] || $SIM $QG --events 60000 --replicas 1 --seed 201 --out data/big/qg_pool.root $W
 [ -f data/big/qg_test.root ] || $SIM $QG --events 45000 --replicas 1 --seed 202 --out data/big/qg_test.root $W
 # unlabelled q/g pretraining jets (about half quark, half gluon: the two subprocesses alternate by shard)
-[ -f data/big/qg_detector.root ] || $SIM $QG --set jets.balance=false --events 150000 --replicas 2 --seed 203 \
+[ -f data/big/qg_detector.root ] || $SIM $QG --set jets.balance=false --events 40000 --replicas 2 --seed 203 \
     --replica-mode detector --out data/big/qg_detector.root $W
-[ -f data/big/qg_hadronization.part0.root ] || $SIM $QG --set jets.balance=false --events 300000 --shard 0/2 \
-    --replicas 2 --seed 204 --replica-mode hadronization --out data/big/qg_hadronization.part0.root $W
+# the same number of events, re-hadronised replicas (new hadronisation and detector seeds)
+[ -f data/big/qg_hadronization.root ] || $SIM $QG --set jets.balance=false --events 40000 --replicas 2 \
+    --seed 204 --replica-mode hadronization --out data/big/qg_hadronization.root $W
 # labelled top and QCD jets, one replica
-[ -f data/big/top_pool.root ] || $SIM $TOP --events 26000 --replicas 1 --seed 211 --out data/big/top_pool.root $W
-[ -f data/big/qcd_pool.root ] || $SIM $QCD --events 13000 --replicas 1 --seed 212 --out data/big/qcd_pool.root $W
-[ -f data/big/top_test.root ] || $SIM $TOP --events 13000 --replicas 1 --seed 213 --out data/big/top_test.root $W
-[ -f data/big/qcd_test.root ] || $SIM $QCD --events 7000 --replicas 1 --seed 214 --out data/big/qcd_test.root $W
+[ -f data/big/top_pool.root ] || $SIM $TOP --events 16000 --replicas 1 --seed 211 --out data/big/top_pool.root $W
+[ -f data/big/qcd_pool.root ] || $SIM $QCD --events 8000 --replicas 1 --seed 212 --out data/big/qcd_pool.root $W
+[ -f data/big/top_test.root ] || $SIM $TOP --events 10000 --replicas 1 --seed 213 --out data/big/top_test.root $W
+[ -f data/big/qcd_test.root ] || $SIM $QCD --events 5000 --replicas 1 --seed 214 --out data/big/qcd_test.root $W
 # unlabelled top + QCD pretraining jets
-[ -f data/big/top_detector.root ] || $SIM $TOP --events 128000 --replicas 2 --seed 215 --out data/big/top_detector.root $W
-[ -f data/big/qcd_detector.root ] || $SIM $QCD --events 66000 --replicas 2 --seed 216 --out data/big/qcd_detector.root $W
-# the second half of the hadronization sample (the shipped q/g backbone pretrains on both halves)
-[ -f data/big/qg_hadronization.part1.root ] || $SIM $QG --set jets.balance=false --events 300000 --shard 1/2 \
-    --replicas 2 --seed 204 --replica-mode hadronization --out data/big/qg_hadronization.part1.root $W
+[ -f data/big/top_detector.root ] || $SIM $TOP --events 40000 --replicas 2 --seed 215 --out data/big/top_detector.root $W
+[ -f data/big/qcd_detector.root ] || $SIM $QCD --events 20000 --replicas 2 --seed 216 --out data/big/qcd_detector.root $W
 echo "all samples in data/big/"

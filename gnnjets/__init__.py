@@ -13,7 +13,7 @@ import torch (``detector_sim`` imports :mod:`gnnjets.io.schema`); each name abov
 needs when first used.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: public name -> (module, attribute), imported on first use
 _LAZY = {

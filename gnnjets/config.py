@@ -74,8 +74,9 @@ class TrainConfig:
 class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     graph: dict = field(default_factory=dict)  # GraphConfig fields; {} = CPU defaults
-    augment: list = field(default_factory=lambda: [
-        {"name": "CollinearSplit"}, {"name": "SoftSmear"}, {"name": "RotateJet"}, {"name": "TranslateJet"}])
+    # a random rotation about the jet axis and a common energy scale per view: symmetries that keep
+    # what the tasks need (JetCLR's translations, smearing and splits erase it: docs/results.md)
+    augment: list = field(default_factory=lambda: [{"name": "RotateJet"}, {"name": "ScaleJetEnergy"}])
     model: dict = field(default_factory=dict)  # ModelConfig fields; {} = CPU defaults
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -37,7 +37,8 @@ SCALING = {"log_energy_scale": 3.0, "angle_scale": 0.5}
 def tiny_config() -> dict:
     return config_from_dict({
         "graph": {"max_cells": 32, "max_tracks": 8, "scaling": SCALING},
-        "model": {"backbone": {"hidden": 8, "layers": 2, "embedding_dim": D}, "projection_dim": 4,
+        "model": {"backbone": {"hidden": 8, "layers": 2, "embedding_dim": D, "pooling": "mean",
+                               "append_jet_features": False}, "projection_dim": 4,
                   "projection_hidden": 8},
     }).to_dict()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gnnjets.checkpoint import save_checkpoint
 from gnnjets.config import config_from_dict
+from gnnjets.graphs.features import NUM_JET_FEATURES
 from gnnjets.io import count_entries
 from gnnjets.nn.model import build_model
 
@@ -25,4 +26,5 @@ def test_analysis_example_embeds_scores_and_cuts(tmp_path, capsys):
     assert module.main(["--checkpoint", str(checkpoint), "--file", str(ROOT / "data" / "qg_small.root")]) == 0
     out = capsys.readouterr().out
     jets = count_entries(ROOT / "data" / "qg_small.root") // 2  # two replicas per jet, one embedded
-    assert f"{jets} jets embedded (D = 8)" in out and "quark efficiency 0.50" in out
+    width = 2 * 8 + NUM_JET_FEATURES  # mean + energy pooling of D = 8, then the jet scalars
+    assert f"{jets} jets embedded (D = {width})" in out and "quark efficiency 0.50" in out

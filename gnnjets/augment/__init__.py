@@ -3,13 +3,12 @@
 >>> recipe = default_augmentations()
 >>> recipe                                             # doctest: +NORMALIZE_WHITESPACE
 JetCompose([
-  CollinearSplit(probability=0.1, split_tracks=False),
-  SoftSmear(lambda_soft_gev=0.1, energy_floor_gev=0.1),
   RotateJet(max_angle=6.283),
-  TranslateJet(max_shift=1.000)
+  ScaleJetEnergy(max_log_scale=0.1)
 ])
 
-Every transform conserves the total ``energy`` of each graph, recomputes what depends on what it
+Every transform but :class:`ScaleJetEnergy` (a common energy scale) conserves the total ``energy``
+of each graph; every one recomputes what depends on what it
 changed (angle / energy columns of ``x``, ``edge_attr``), keeps ``edge_index`` valid, works on one
 graph or a whole ``Batch`` (independent draws per graph) and never modifies its input. A
 :class:`JetCompose` (PyG's ``Compose`` for jet transforms) gives the same output as its steps one by
@@ -32,10 +31,19 @@ TRANSFORMS = {cls.__name__: cls for cls in (CollinearSplit, SoftSmear, RotateJet
 
 
 def default_augmentations(**kwargs) -> JetCompose:
-    """The JetCLR recipe on graphs: collinear splits, soft smearing, rotation, translation.
+    """The package's default: a rotation about the jet axis and a common energy scale per view.
 
-    ``kwargs`` go to the transforms (``generator=``, ``scaling=``).
+    Symmetries that keep what the tasks need: the representation study (docs/results.md) found
+    JetCLR's translations, smearing and collinear splits (:func:`jetclr_augmentations`) worse for
+    a local message-passing network on fixed calorimeter cells. ``kwargs`` go to the transforms
+    (``generator=``, ``scaling=``).
     """
+    return JetCompose([RotateJet(**kwargs), ScaleJetEnergy(**kwargs)])
+
+
+def jetclr_augmentations(**kwargs) -> JetCompose:
+    """The JetCLR recipe (arXiv:2108.04253) on graphs: collinear splits, soft smearing, rotation,
+    translation; the version-0.1 default. ``kwargs`` go to the transforms."""
     return JetCompose([CollinearSplit(**kwargs), SoftSmear(**kwargs), RotateJet(**kwargs), TranslateJet(**kwargs)])
 
 
@@ -64,4 +72,5 @@ def augmentations_from_config(entries: list[dict] | None) -> JetCompose | None:
 __all__ = ["JetTransform", "JetCompose", "CollinearSplit", "SoftSmear", "RotateJet", "TranslateJet", "ScaleJetEnergy",
            "split_nodes", "scale_jet_energy",
            "rotate_jet", "translate_jet", "energy_weighted_axis", "configure_transform", "default_augmentations",
+           "jetclr_augmentations",
            "augmentations_from_config", "TRANSFORMS"]

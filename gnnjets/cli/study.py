@@ -1,7 +1,7 @@
 """``gnnjets-study``: the ablation and label-efficiency study of a pretext task, with error bars.
 
     gnnjets-study --config configs/study/quick.yaml                  # minutes, on the bundled samples
-    gnnjets-study --config configs/study/full.yaml                   # the full study (about 3 hours, 2 cores)
+    gnnjets-study --config configs/study/full.yaml                   # the full q/g study (docs/results.md gives its cost)
     gnnjets-study --config configs/study/full.yaml --resume          # continue: finished arms and fits are kept
     gnnjets-study --config configs/study/quick.yaml --set out_dir=runs/study/mine --set subsets=3
 

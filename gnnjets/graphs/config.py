@@ -33,11 +33,13 @@ class GraphConfig:
     """How a jet replica becomes a graph.
 
     Node budget: ``max_cells`` / ``max_tracks`` keep the most energetic cells (by E) and tracks
-    (by pT) of each jet; ``None`` keeps all. On 2 CPU threads an EdgeConv step costs 7.7 s per 256
-    jets at 300 nodes/jet but 1.8 s at 100, hence small CPU defaults (96 + 32 nodes at most).
+    (by pT) of each jet; ``None`` keeps all. The defaults (64 cells, 32 tracks, one remainder node
+    per layer for the rest, energies relative to the jet's) are the redesigned graph of version 0.2,
+    chosen by the representation study (docs/results.md); ``configs/pretrain/v0.1.yaml`` holds the
+    old one (96 cells, no remainder nodes, absolute energies).
     """
 
-    max_cells: int | None = 96  # q/g jets carry ~300-1100 topocluster cells; the top 96 by E hold most of the energy
+    max_cells: int | None = 64  # q/g jets carry ~300-1100 topocluster cells; the remainder nodes keep the rest's energy
     max_tracks: int | None = 32  # q/g jets have <= ~30 tracks with pT > 1 GeV: the budget rarely cuts
     k_same_layer: tuple[int, ...] = (8, 8, 6, 4, 4, 3)  # in-edges of a cell from its nearest cells of its layer
     k_adjacent_layer: tuple[int, ...] = (2, 2, 2, 2, 2, 2)  # in-edges of a cell of layer L from layer L-1 and from L+1
@@ -46,7 +48,7 @@ class GraphConfig:
     # one extra node per layer standing for the cells beyond max_cells (their summed energy, their
     # energy-weighted centroid, their number in the log_count column): the graph then keeps all of
     # the jet's energy and its cell multiplicity, which the top-k budget alone throws away
-    remainder_nodes: bool = False
+    remainder_nodes: bool = True
     scaling: FeatureScaling = field(default_factory=FeatureScaling)
 
     def __post_init__(self):

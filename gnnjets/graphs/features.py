@@ -139,7 +139,7 @@ class FeatureScaling:
     # "jet": log(E / E_jet) with E_jet = the reco jet energy (EM scale), cells by energy and tracks by
     # momentum, so that no node feature tells the jet's energy (a contrastive shortcut: across jets
     # log E varies ~20x more than between two replicas of one jet)
-    energy_reference: str = "absolute"
+    energy_reference: str = "jet"
     relative_energy_floor: float = 1e-5  # "jet": fractions below 1e-5 (10 MeV of 1 TeV) sit at the floor
     relative_log_shift: float = -4.0  # "jet": log(fraction) + 4, so that a 2 % node sits at 0
     count_scale: float = 2.0  # log_count column = log(n) / 2: a remainder node of 1000 cells -> 3.5

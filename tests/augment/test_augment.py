@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from torch_geometric.transforms import Compose
 
 from gnnjets.augment import (CollinearSplit, JetCompose, RotateJet, SoftSmear, TranslateJet, augmentations_from_config,
-                             configure_transform, default_augmentations, energy_weighted_axis, rotate_jet, split_nodes,
-                             translate_jet)
+                             configure_transform, default_augmentations, energy_weighted_axis, jetclr_augmentations,
+                             rotate_jet, split_nodes, translate_jet)
 from gnnjets.augment.collinear import inherited_edges, inherited_edges_torch
 from gnnjets.graphs import FeatureScaling, GraphConfig, build_graphs
 from gnnjets.graphs import features as F
@@ -57,7 +57,7 @@ ALL_TRANSFORMS = [
     lambda g: SoftSmear(generator=g),
     lambda g: CollinearSplit(probability=0.3, generator=g),
     lambda g: CollinearSplit(probability=0.5, split_tracks=True, generator=g),
-    lambda g: default_augmentations(generator=g),
+    lambda g: jetclr_augmentations(generator=g),
 ]
 
 
@@ -84,7 +84,9 @@ def assert_consistent(data, scaling=FeatureScaling()):
     torch.testing.assert_close(data.x[:, F.DELTA_ETA], scaling.angle_column(data.pos[:, 0]))
     torch.testing.assert_close(data.x[:, F.DELTA_PHI], scaling.angle_column(data.pos[:, 1]))
     cells = data.node_type != F.TRACK
-    torch.testing.assert_close(data.x[cells, F.LOG_ENERGY], scaling.log_energy_column(data.energy[cells]),
+    reference = F.node_energy_reference(data)
+    reference = None if reference is None else reference[cells]
+    torch.testing.assert_close(data.x[cells, F.LOG_ENERGY], scaling.log_energy_column(data.energy[cells], reference),
                                atol=1e-5, rtol=1e-5)
     assert torch.equal(data.x[:, F.NODE_TYPE_ONEHOT].argmax(1), data.node_type)
     if hasattr(data, "ptr") and data.ptr is not None:
@@ -257,12 +259,14 @@ def test_configure_transform_sets_generator_and_scaling_on_copies():
 def test_transforms_use_the_scaling_they_are_given(records):
     scaling = FeatureScaling(angle_scale=0.4, log_energy_scale=3.0, significance_scale=2.0)
     graphs = build_graphs(records, GraphConfig(max_cells=30, max_tracks=8, scaling=scaling))
-    recipe = configure_transform(default_augmentations(), generator=generator(), scaling=scaling)
+    recipe = configure_transform(jetclr_augmentations(), generator=generator(), scaling=scaling)
     assert_consistent(recipe(graphs.batch()), scaling)
 
 
 def test_composed_repr_reads_as_a_recipe():
-    text = repr(default_augmentations())
+    assert repr(default_augmentations()).splitlines() == [
+        "JetCompose([", "  RotateJet(max_angle=6.283),", "  ScaleJetEnergy(max_log_scale=0.1)", "])"]
+    text = repr(jetclr_augmentations())
     assert text.splitlines() == ["JetCompose([", "  CollinearSplit(probability=0.1, split_tracks=False),",
                                  "  SoftSmear(lambda_soft_gev=0.1, energy_floor_gev=0.1),",
                                  "  RotateJet(max_angle=6.283),", "  TranslateJet(max_shift=1.000)", "])"]
@@ -292,6 +296,7 @@ def test_jet_compose_equals_the_steps_one_by_one(steps, on, request):
 
 
 def test_jet_compose_output_is_consistent(batch):
+    assert_consistent(jetclr_augmentations(generator=generator(2))(batch))
     assert_consistent(default_augmentations(generator=generator(2))(batch))
     with pytest.raises(TypeError, match="list of transforms"):
         JetCompose(RotateJet())
@@ -320,7 +325,7 @@ def test_bad_arguments_are_refused(make, message):
 def test_transforms_pickle_with_their_generator_state(batch):
     import pickle
 
-    for transform in default_augmentations(generator=generator(7)).transforms:
+    for transform in jetclr_augmentations(generator=generator(7)).transforms:
         transform(batch)  # advance the generator
         clone = pickle.loads(pickle.dumps(transform))
         assert repr(clone) == repr(transform)

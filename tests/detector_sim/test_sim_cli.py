@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import uproot
 
+import gnnjets
 from detector_sim import cli
 from detector_sim.writer import read_provenance
 from gnnjets.io import schema
@@ -207,7 +208,7 @@ def test_info_on_a_file_without_provenance_says_so(tmp_path, capsys):
 def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["--version"])
-    assert done.value.code == 0 and "gnnjets 0.1.0" in capsys.readouterr().out
+    assert done.value.code == 0 and f"gnnjets {gnnjets.__version__}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mode", ["hadronization", "particle-augmented"])

@@ -37,7 +37,7 @@ def test_remainder_nodes_keep_all_energy_and_every_cell(chunk):
     counts = torch.exp(graphs.x[:, F.LOG_COUNT] * 2.0) * is_cell  # log_count = log(n) / count_scale (2)
     cells = scatter(counts, graphs.batch, reduce="sum").numpy()
     np.testing.assert_allclose(cells, ak.to_numpy(ak.num(chunk.cell_e, axis=1)), rtol=1e-4)
-    plain = build_graphs(chunk, GraphConfig(max_cells=16)).batch()
+    plain = build_graphs(chunk, GraphConfig(max_cells=16, remainder_nodes=False)).batch()
     assert (plain.x[:, F.LOG_COUNT] == 0).all()
     extra = torch.diff(graphs.ptr) - torch.diff(plain.ptr)  # one remainder node per layer with dropped cells
     assert ((extra >= 0) & (extra <= 6)).all() and extra.sum() > 0
@@ -48,7 +48,7 @@ def test_relative_energies_do_not_see_the_energy_scale(chunk):
     a = build_graphs(chunk, config).batch()
     b = build_graphs(scaled(chunk, 3.0), config).batch()
     torch.testing.assert_close(a.x[:, F.LOG_ENERGY], b.x[:, F.LOG_ENERGY], rtol=1e-5, atol=1e-5)
-    absolute = GraphConfig(max_cells=32)
+    absolute = GraphConfig(max_cells=32, scaling={"energy_reference": "absolute"})
     a = build_graphs(chunk, absolute).batch()
     b = build_graphs(scaled(chunk, 3.0), absolute).batch()
     positive = a.energy > 0.01

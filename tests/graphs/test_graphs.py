@@ -52,7 +52,7 @@ def make_chunk(jets: list[dict]) -> ak.Array:
 
 # ---------------------------------------------------------------- layout
 def test_layout_matches_the_records(records):
-    config = GraphConfig(max_cells=None, max_tracks=None)
+    config = GraphConfig(max_cells=None, max_tracks=None, scaling={"energy_reference": "absolute"})
     graphs = build_graphs(records, config)
     assert len(graphs) == len(records)
     scaling = config.scaling
@@ -104,7 +104,8 @@ def test_significance_and_impact_parameters_follow_the_scaling():
     chunk = make_chunk([dict(cell_e=[2.0, -0.1], cell_eta=[0.0, 0.1], cell_phi=[0.0, 0.1], cell_layer=[0, 3],
                              cell_sigma=[0.02, 0.05], track_pt=[5.0], track_eta=[0.05], track_phi=[0.0],
                              track_d0=[0.1], track_z0=[-0.2], track_charge=[-1])])
-    scaling = FeatureScaling(significance_scale=4.0, d0_scale_mm=0.5, z0_scale_mm=0.25, energy_floor_gev=0.01)
+    scaling = FeatureScaling(significance_scale=4.0, d0_scale_mm=0.5, z0_scale_mm=0.25, energy_floor_gev=0.01,
+                             energy_reference="absolute")
     graph = build_graphs(chunk, GraphConfig(scaling=scaling)).graph(0)
     np.testing.assert_allclose(graph.x[:2, F.SIGNIFICANCE].numpy(), np.arcsinh([100 / 4, -2 / 4]), rtol=1e-6)
     assert graph.x[1, F.LOG_ENERGY] == pytest.approx(np.log(0.01) / scaling.log_energy_scale)  # negative: floored
@@ -124,7 +125,7 @@ def test_phi_is_wrapped_around_the_jet_axis():
 
 
 def test_node_budget_keeps_the_most_energetic(records):
-    config = GraphConfig(max_cells=5, max_tracks=2)
+    config = GraphConfig(max_cells=5, max_tracks=2, remainder_nodes=False, scaling={"energy_reference": "absolute"})
     graphs = build_graphs(records, config)
     for i in range(len(records)):
         graph = graphs.graph(i)
@@ -338,7 +339,7 @@ def test_layout_constants_are_consistent():
 
 # ---------------------------------------------------------------- node counts
 def test_node_count_report(jets_file):
-    report = node_count_report(jets_file, {"max_cells": 10, "max_tracks": 3})
+    report = node_count_report(jets_file, {"max_cells": 10, "max_tracks": 3, "remainder_nodes": False})
     assert report["entries"] > 0
     for name in ("cells", "tracks", "nodes"):
         before, after = report[f"{name}_before"], report[f"{name}_after"]

@@ -241,7 +241,7 @@ def test_fuzzed_files_give_correct_output_or_a_documented_error(clean_file, tmp_
             assert len(result) == 24
         elif name == "embed_file":
             h, ids = result
-            assert h.shape == (24, 8) and np.array_equal(ids["entry"], np.arange(24))
+            assert h.shape == (24, tiny_embedder.dim) and np.array_equal(ids["entry"], np.arange(24))
 
 
 def test_invalid_value_errors_are_value_errors():

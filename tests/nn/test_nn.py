@@ -63,6 +63,9 @@ def permuted(jet: Data, generator: torch.Generator) -> Data:
 
 
 def model_for(kind: str, pooling: str = "mean", seed: int = 0, **backbone) -> ContrastiveModel:
+    """A small model of ``kind``; without a global context or appended jet scalars unless asked (the
+    version-0.1 layout these tests were written for: both break infrared safety by design)."""
+    backbone = {"global_context": False, "append_jet_features": False, **backbone}
     config = ModelConfig(backbone=BackboneConfig(kind=kind, pooling=pooling, hidden=16, layers=2, embedding_dim=24,
                                                  heads=4, **backbone), projection_dim=8, projection_hidden=12)
     return build_model(config, seed=seed).eval()

@@ -53,3 +53,9 @@ def test_study_config_errors_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="ablation: both: 'nothing' must map a role"):
         load_study_config("configs/study/quick.yaml", ["ablation={both: nothing}"])
     assert study_cli.main(["--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+@pytest.mark.parametrize("name", ["quick", "representation", "full", "top"])
+def test_shipped_study_configs_load(name):
+    config = load_study_config(f"configs/study/{name}.yaml")
+    assert config.arms and config.tasks and config.name == name

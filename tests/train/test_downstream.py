@@ -123,7 +123,7 @@ def test_supervised_training_resumes_exactly(tmp_path):
         backbone = source.make(pretrained=False, seed=0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            return BackboneWithHead(backbone, Head(16, HeadConfig()))
+            return BackboneWithHead(backbone, Head(backbone.config.output_dim, HeadConfig()))
 
     def train_run(path, **kwargs):
         return train_supervised(model(), train, y_train, val, y_val, task=task, optim=optim,

@@ -38,7 +38,13 @@ def small_config(train_file, out_dir, **sections) -> dict:
 def test_shipped_default_config_loads():
     config = load_config("configs/pretrain/default.yaml")
     assert config.loss.kind == "ntxent" and config.loss.temperature == 0.1
-    assert config.model["backbone"]["embedding_dim"] == 128
+    backbone = config.model["backbone"]
+    assert backbone["kind"] == "sage" and backbone["embedding_dim"] == 64 and backbone["append_jet_features"]
+    assert config.graph["remainder_nodes"] and config.graph["scaling"]["energy_reference"] == "jet"
+    assert [step["name"] for step in config.augment] == ["RotateJet", "ScaleJetEnergy"]
+    old = load_config("configs/pretrain/v0.1.yaml")  # the version-0.1 default, kept selectable
+    assert old.model["backbone"]["kind"] == "edgeconv" and old.model["backbone"]["embedding_dim"] == 128
+    assert not old.graph["remainder_nodes"] and old.graph["scaling"]["energy_reference"] == "absolute"
 
 
 @pytest.mark.parametrize("data, message", [
