@@ -3,6 +3,7 @@
     gnnjets-study --config configs/study/quick.yaml                  # minutes, on the bundled samples
     gnnjets-study --config configs/study/full.yaml                   # the full q/g study (docs/results.md gives its cost)
     gnnjets-study --config configs/study/full.yaml --resume          # continue: finished arms and fits are kept
+    gnnjets-study --config configs/study/full.yaml --report          # the report of the fits finished so far
     gnnjets-study --config configs/study/quick.yaml --set out_dir=runs/study/mine --set subsets=3
 
 The run folder holds each arm's pretraining, the cached features, ``fits.jsonl`` (every fit as it
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--resume", action="store_true", help="continue the study in out_dir, keeping finished work")
     what.add_argument("--overwrite", action="store_true", help="start afresh in an out_dir that holds a study")
+    what.add_argument("--report", action="store_true",
+                      help="run nothing: write the report of the fits finished so far (a running or stopped study)")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
     add_common_arguments(parser)
     return parser
@@ -41,9 +44,12 @@ def _study(args) -> int:
 
     overrides = list(args.overrides) + ([f"threads={args.threads}"] if args.threads is not None else [])
     config = load_study_config(args.config, overrides)  # a bad config fails before torch is imported
-    from gnnjets.study.runner import run_study
+    from gnnjets.study.runner import run_study, write_study_report
 
-    summary = run_study(config, resume=args.resume, overwrite=args.overwrite)
+    if args.report:
+        summary = write_study_report(config)
+    else:
+        summary = run_study(config, resume=args.resume, overwrite=args.overwrite)
     print((Path(config.out_dir) / "results.md").read_text())
     for target in summary["targets"]:
         print(f"{target['status']:>10s}  {target['target']}")

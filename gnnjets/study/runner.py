@@ -6,8 +6,10 @@ The run folder (``out_dir``):
 - ``cache/``: embeddings and baseline features, keyed by what they depend on;
 - ``fits.jsonl``: one line per finished fit (task, method, labels, subset, metrics, facts), appended
   as it finishes; a rerun with ``resume=True`` skips every fit (and finished arm) already there;
+- ``timings.json``: wall seconds per stage (each arm's pretraining, each task), summed over resumes;
 - ``results.json``, ``results.md``, ``label_efficiency_<task>.png/.pdf``, ``ablation_<task>.png/.pdf``:
-  written by :mod:`gnnjets.study.report` from ``fits.jsonl``.
+  written by :mod:`gnnjets.study.report` from ``fits.jsonl`` (:func:`write_study_report` writes
+  them from the fits finished so far, running nothing).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from gnnjets.base.config import apply_overrides, read_config_file
+from gnnjets.base.outputs import atomic_output
 from gnnjets.checkpoint import config_differences, load_backbone, load_checkpoint
 from gnnjets.config import config_from_dict as pretrain_config_from_dict
 from gnnjets.nn.backbone import Backbone
@@ -73,7 +76,7 @@ def _arm_differences(saved: dict, resolved: dict) -> list[str]:
 class Arms:
     """Each arm's backbone (frozen, eval mode) and graph config, pretrained on demand."""
 
-    def __init__(self, config: StudyConfig, out_dir: Path, timings: dict, overwrite: bool = False):
+    def __init__(self, config: StudyConfig, out_dir: Path, timings: Timings, overwrite: bool = False):
         self.config, self.out_dir, self.timings, self.overwrite = config, out_dir, timings, overwrite
         self.checkpoints: dict[str, Path | None] = {}
         self.graphs: dict[str, dict] = {}
@@ -104,7 +107,7 @@ class Arms:
                 start = time.perf_counter()
                 # a killed arm continues from its last checkpoint; one killed before its first starts again
                 pretrain(resolved, resume=path.exists(), overwrite=not path.exists())
-                self.timings[f"pretrain {arm.name}"] = round(time.perf_counter() - start, 1)
+                self.timings.add(f"pretrain {arm.name}", time.perf_counter() - start)
             self.checkpoints[arm.name] = path
 
     def backbone(self, name: str) -> Backbone:
@@ -133,6 +136,24 @@ class _Learned(torch.nn.Module):
 
     def forward(self, batch):
         return self.backbone.encode(batch)
+
+
+class Timings:
+    """``timings.json``: wall seconds per stage, summed over the runs of a resumed study."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = path
+        self.seconds: dict[str, float] = {}
+        if resume and path.exists():
+            try:
+                self.seconds = {k: float(v) for k, v in json.loads(path.read_text()).items()}
+            except (ValueError, AttributeError):
+                log.warning("%s is unreadable; the times start afresh", path)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 1)
+        with atomic_output(self.path) as tmp:
+            tmp.write_text(json.dumps(self.seconds, indent=1))
 
 
 class FitLog:
@@ -175,7 +196,7 @@ def run_study(config: StudyConfig | dict, *, resume: bool = False, overwrite: bo
     tune_allocator()
     device = resolve_device("auto")
     started = time.perf_counter()
-    timings: dict[str, float] = {}
+    timings = Timings(out_dir / "timings.json", resume=not overwrite)
     arms = Arms(config, out_dir, timings, overwrite=overwrite)
     arms.prepare()
     fits = FitLog(out_dir / "fits.jsonl", resume=True)
@@ -183,9 +204,23 @@ def run_study(config: StudyConfig | dict, *, resume: bool = False, overwrite: bo
     for task_name, samples in config.task_samples().items():
         start = time.perf_counter()
         notes[task_name] = _run_task(config, task_name, samples, arms, fits, out_dir, device)
-        timings[f"task {task_name}"] = round(time.perf_counter() - start, 1)
-    timings["total"] = round(time.perf_counter() - started, 1)
-    return report.write_report(config, fits.records, out_dir, timings=timings, notes=notes)
+        timings.add(f"task {task_name}", time.perf_counter() - start)
+    timings.add("total", time.perf_counter() - started)
+    return report.write_report(config, fits.records, out_dir, timings=timings.seconds, notes=notes)
+
+
+def write_study_report(config: StudyConfig | dict) -> dict:
+    """The report (results.json, results.md, plots) of the fits a study has finished so far, running
+    nothing: for a study that is still running, or was stopped before its end."""
+    if isinstance(config, dict):
+        config = config_from_dict(config)
+    out_dir = Path(config.out_dir)
+    if not (out_dir / "fits.jsonl").exists():
+        raise DownstreamError(f"{out_dir} holds no fits.jsonl: run the study first (without --report)")
+    fits = FitLog(out_dir / "fits.jsonl", resume=True)
+    timings = Timings(out_dir / "timings.json", resume=True)
+    return report.write_report(config, fits.records, out_dir, timings=timings.seconds,
+                               notes={"partial": "report written with --report from the fits finished so far"})
 
 
 def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: FitLog, out_dir: Path,
