@@ -25,6 +25,6 @@ mkdir -p data/big
 [ -f data/big/top_test.root ] || $SIM $TOP --events 10000 --replicas 1 --seed 213 --out data/big/top_test.root $W
 [ -f data/big/qcd_test.root ] || $SIM $QCD --events 5000 --replicas 1 --seed 214 --out data/big/qcd_test.root $W
 # unlabelled top + QCD pretraining jets
-[ -f data/big/top_detector.root ] || $SIM $TOP --events 40000 --replicas 2 --seed 215 --out data/big/top_detector.root $W
-[ -f data/big/qcd_detector.root ] || $SIM $QCD --events 20000 --replicas 2 --seed 216 --out data/big/qcd_detector.root $W
+[ -f data/big/top_detector.root ] || $SIM $TOP --events 20000 --replicas 2 --seed 215 --out data/big/top_detector.root $W
+[ -f data/big/qcd_detector.root ] || $SIM $QCD --events 10000 --replicas 2 --seed 216 --out data/big/qcd_detector.root $W
 echo "all samples in data/big/"

@@ -45,3 +45,12 @@ def test_every_shipped_backbone_embeds_the_bundled_jets(name):
     h, _ = embedder.embed_file("data/qg_small.root" if name == "qg" else "data/top_small.root", replica=0)
     assert np.isfinite(h).all() and h.shape[1] == embedder.dim
     assert pretrained.path(name).stat().st_size < 5 * 2**20  # well under 5 MB
+
+
+def test_module_runs_as_a_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "gnnjets.pretrained", "list"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0 and done.stdout.split() == (list(pretrained.available()) or ["none"])
