@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     add_logging_arguments(merge)
     info = commands.add_parser("info", help="print the provenance and jet counts of a file")
     info.add_argument("path")
+    add_logging_arguments(info)  # the same -v/-q on every subcommand
     return parser
 
 

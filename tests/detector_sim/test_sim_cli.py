@@ -203,6 +203,7 @@ def test_info_on_a_file_without_provenance_says_so(tmp_path, capsys):
                              for name in ("label", "jet_pt", "truth_pt", "ncell", "ntrack")})
     assert cli.main(["info", str(path)]) == 0
     assert "no provenance" in capsys.readouterr().out
+    assert cli.main(["info", str(path), "-q"]) == 0  # -v/-q on every subcommand, as on every command
 
 
 def test_version(capsys):
