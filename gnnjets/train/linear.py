@@ -11,8 +11,9 @@ rows), then fits
   cross-validation kept. Solved by Newton's method with a line search, each C warm-started from
   the stronger penalty before it (:func:`logistic_path`): a handful of Cholesky solves of a D x D
   system, where scipy's L-BFGS spends seconds of Python overhead on nearly separable small
-  samples (60 jets, 70 features: 3-13 s against ~0.2 s). Wide or long inputs (D above
-  :data:`NEWTON_MAX_FEATURES` or N D^2 above :data:`NEWTON_MAX_WORK`) go to
+  samples (60 jets, 70 features: 3-13 s against ~0.2 s) and on thousands of jets (3,000 x 134:
+  112 s against 9 s). Wide or very long inputs (D above :data:`NEWTON_MAX_FEATURES` or N D^2
+  above :data:`NEWTON_MAX_WORK`) go to
   ``sklearn.linear_model.LogisticRegressionCV``;
 - regression: ridge regression, ``sklearn.linear_model.RidgeCV`` over the same grid (as
   ``alpha = 1 / C``), scored by leave-one-out squared error (closed form, exact).
@@ -36,11 +37,12 @@ from gnnjets.train.errors import DownstreamError
 
 #: inverse L2 penalties C tried by cross-validation (ridge: alpha = 1 / C), strongest penalty first
 PENALTY_GRID = np.logspace(-4, 2, 13)
-#: Newton's method while a step, ~N D^2 + D^3 operations, stays cheap; beyond (the EFPs, or tens of
-#: thousands of jets, where the data are far from separable and L-BFGS needs few iterations)
-#: scikit-learn's L-BFGS
+#: Newton's method while a step, ~N D^2 + D^3 operations, stays cheap; beyond (the 995 top EFPs)
+#: scikit-learn's L-BFGS. Measured on 3,000 jets x 134 embedding features (the whole 13-penalty,
+#: 5-fold path, busy 2-core machine): Newton 9 s, L-BFGS 112 s, the same penalty chosen and the
+#: same outputs to 1e-4. At 20,000 jets a Newton step costs ~0.1 s.
 NEWTON_MAX_FEATURES = 300
-NEWTON_MAX_WORK = 3e7
+NEWTON_MAX_WORK = 2e9
 
 
 class LinearHead:

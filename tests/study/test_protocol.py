@@ -102,3 +102,17 @@ def test_aggregate_and_targets():
     assert first["status"] == "met" and "0.810 vs 0.770" in first["detail"]
     efp = next(t for name, t in targets.items() if "EFP" in name)
     assert efp["status"] == "met"
+
+
+def test_both_solvers_choose_the_same_penalty_and_head(monkeypatch):
+    import gnnjets.train.linear as linear
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(600, 12))
+    y = (x[:, 0] - 0.5 * x[:, 1] + rng.logistic(size=600) > 0).astype(float)
+    newton, newton_info = fit_linear(x, y, task=get_task("qg"), seed=0)
+    monkeypatch.setattr(linear, "NEWTON_MAX_WORK", 0)  # every fit to scikit-learn's L-BFGS
+    lbfgs, lbfgs_info = fit_linear(x, y, task=get_task("qg"), seed=0)
+    assert (newton_info["solver"], lbfgs_info["solver"]) == ("newton", "lbfgs")
+    assert newton.penalty == lbfgs.penalty
+    np.testing.assert_allclose(newton.output(x), lbfgs.output(x), atol=1e-2)  # L-BFGS stops at its tolerance
