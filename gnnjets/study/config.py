@@ -74,6 +74,9 @@ class StudyConfig:
     tasks: dict = field(default_factory=dict)  # task name -> TaskSamples
     labels: list[int] = field(default_factory=lambda: [100, 300, 1000, 3000, 10000, 0])  # 0: every pool jet
     subsets: int = 5  # label subsets per count, disjoint where the pool allows
+    # how many subsets when the pool cannot hold `subsets` disjoint ones of a count (e.g. N = all):
+    # overlapping subsets measure only the fit's seed, not the label draw; null: `subsets`
+    overlapping_subsets: int | None = None
     baselines: list[str] = field(default_factory=lambda: ["observables", "efp+observables", "em", "calibration",
                                                           "scratch"])
     jet_scalars: bool = True  # also report each arm with the jet scalars appended to h ("<arm>+scalars")
@@ -132,6 +135,10 @@ def validate(config: StudyConfig) -> StudyConfig:
         raise ConfigError(f"labels must be label counts >= 4 (0: all), not {config.labels}")
     if config.subsets < 1 or config.supervised.subsets < 0:
         raise ConfigError("subsets must be >= 1 (supervised.subsets >= 0)")
+    if config.overlapping_subsets is not None and (isinstance(config.overlapping_subsets, bool)
+                                                   or not isinstance(config.overlapping_subsets, int)
+                                                   or config.overlapping_subsets < 1):
+        raise ConfigError(f"overlapping_subsets must be a count >= 1 or null, not {config.overlapping_subsets!r}")
     if not 0 < config.supervised.val_fraction < 1:
         raise ConfigError(f"supervised.val_fraction must be in (0, 1), not {config.supervised.val_fraction}")
     for role, name in config.ablation.items():

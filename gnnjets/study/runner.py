@@ -260,8 +260,16 @@ def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: Fi
 
     # -- label subsets, then every (method, N, subset) not done yet
     labels = rows.pool_attrs["label"] if task.classification else None
-    subsets = {n: disjoint_label_subsets(len(rows.pool_rows), n, config.subsets, config.seed, labels)
-               for n in config.labels}
+
+    def draw(count: int):
+        drawn = disjoint_label_subsets(len(rows.pool_rows), count, config.subsets, config.seed, labels)
+        if not drawn.disjoint and config.overlapping_subsets is not None:  # the pool is too small for
+            # `subsets` disjoint sets: overlapping ones measure the seed only, so fit fewer
+            drawn = disjoint_label_subsets(len(rows.pool_rows), count, min(config.overlapping_subsets, config.subsets),
+                                           config.seed, labels)
+        return drawn
+
+    subsets = {n: draw(n) for n in config.labels}
     base_pool, base_test = sets[json.dumps(arms.graphs[base_arm], sort_keys=True)]
 
     def record(method: str, count: int, k: int, fit_fn) -> None:
@@ -280,13 +288,13 @@ def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: Fi
         if name == "calibration":
             continue
         for count in config.labels:
-            for k in range(config.subsets):
+            for k in range(len(subsets[count].subsets)):
                 record(name, count, k, lambda r, x_pool=x_pool, x_test=x_test: methods.fit_on_features(
                     task, x_pool, y_pool, x_test, rows.test_attrs, r, config.seed + k))
     if "calibration" in wanted:
         layers_pool, layers_test = features["calibration"]
         for count in config.labels:
-            for k in range(config.subsets):
+            for k in range(len(subsets[count].subsets)):
                 record("calibration", count, k, lambda r: methods.fit_calibration(
                     layers_pool, rows.pool_attrs["truth_e"].astype(np.float64), layers_test, r))
     if "em" in wanted:
@@ -318,9 +326,8 @@ def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: Fi
             augment, factor = [None], supervised.finetune_lr_factor
         for count in supervised.labels or config.labels:
             if count not in subsets:
-                subsets[count] = disjoint_label_subsets(len(rows.pool_rows), count, config.subsets, config.seed,
-                                                        labels)
-            for k in range(supervised.subsets or config.subsets):
+                subsets[count] = draw(count)
+            for k in range(min(supervised.subsets or config.subsets, len(subsets[count].subsets))):
                 record(name, count, k, lambda r, pool=pool, test=test, make=make, augment=augment, factor=factor,
                        graph=graph, name=name: methods.fit_end_to_end(
                     task, make, pool, y_pool, test, r, supervised, graph=graph, augment=augment, lr_factor=factor,

@@ -68,3 +68,20 @@ def test_study_config_errors_name_the_field(tmp_path):
 def test_shipped_study_configs_load(name):
     config = load_study_config(f"configs/study/{name}.yaml")
     assert config.arms and config.tasks and config.name == name
+
+
+@pytest.mark.slow
+def test_overlapping_subsets_fit_once_where_the_pool_holds_no_disjoint_sets(tmp_path):
+    config = load_study_config("configs/study/quick.yaml", [
+        f"out_dir={tmp_path / 'study'}", "arms=[{name: untrained, pretrain: false}]", "baselines=[observables]",
+        "tasks={qg: {train: [data/qg_small.root], test: [data/qg_test_small.root]}}", "labels=[20, 0]",
+        "subsets=2", "overlapping_subsets=1", "ablation={}"])
+    summary = run_study(config)
+    per_count = {}
+    for fit in summary["fits"]:
+        per_count.setdefault((fit["method"], fit["labels"]), []).append(fit["subset"])
+    pool = max(labels for _, labels in per_count)
+    for method in ("untrained", "observables"):
+        assert sorted(per_count[(method, 20)]) == [0, 1] and per_count[(method, pool)] == [0]
+    with pytest.raises(ConfigError, match="overlapping_subsets must be a count"):
+        load_study_config("configs/study/quick.yaml", ["overlapping_subsets=0"])
