@@ -19,11 +19,16 @@ echo "== page faults and system time of 20 pretraining steps, allocator tuned (d
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 FORMAT="%e s wall, %U s user, %S s system, %R minor faults, %M kB peak RSS"
-for malloc in 1 0; do
-    GNNJETS_MALLOC=$malloc /usr/bin/time -f "pretraining, GNNJETS_MALLOC=$malloc: $FORMAT" \
-        .venv/bin/gnnjets-pretrain --config default --set optim.max_steps=20 --set optim.warmup_steps=5 \
-        --set data.num_workers=0 --set train.probe_every=0 --set "train.out_dir=$work/run$malloc" -q 2>&1 | tail -n 1
+for config in default v0.1; do
+    for malloc in 1 0; do
+        GNNJETS_MALLOC=$malloc /usr/bin/time -f "$config pretraining, GNNJETS_MALLOC=$malloc: $FORMAT" \
+            .venv/bin/gnnjets-pretrain --config $config --set optim.max_steps=20 --set optim.warmup_steps=5 \
+            --set data.num_workers=0 --set train.probe_every=0 --set "train.out_dir=$work/$config$malloc" -q 2>&1 | tail -n 1
+    done
 done
 echo "== system time of embedding $EMBED_FILE with that checkpoint"
-/usr/bin/time -f "embedding: $FORMAT" .venv/bin/gnnjets-embed "$work/run1/last.pt" "$EMBED_FILE" \
+/usr/bin/time -f "embedding: $FORMAT" .venv/bin/gnnjets-embed "$work/default1/last.pt" "$EMBED_FILE" \
     --out "$work/h.npz" -q 2>&1 | tail -n 1
+echo "== peak RSS of streaming through a small and a large file (flat memory: it does not grow with the file)"
+$PY benchmarks/embed_throughput.py --configs default --file data/qg_small.root --repeat 1 --step-size 500 \
+    --rss-files data/qg_small.root "$EMBED_FILE" | grep iter_embed

@@ -45,7 +45,11 @@ def measure(args: argparse.Namespace, name: str) -> dict:
     config = load_config(name, [f"data.train=[{args.file}]"])
     dataset = JetReplicaDataset(args.file, replicas=2, graph_config=config.graph, seed=0, shuffle=True,
                                 transform=augmentations_from_config(config.augment))
-    loader = iter(make_loader(dataset, batch_size=args.batch_size, num_workers=0, drop_last=True))
+    def epochs():  # as many passes over the file as the steps need (the bundled sample holds 343 jets)
+        while True:
+            yield from make_loader(dataset, batch_size=args.batch_size, num_workers=0, drop_last=True)
+
+    loader = epochs()
     start = time.perf_counter()
     batches = [next(loader) for _ in range(args.warmup + args.steps)]
     load = (time.perf_counter() - start) / len(batches)
