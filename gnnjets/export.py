@@ -75,13 +75,12 @@ class FlatInputs(nn.Module):
                 and (name != "jet_features" or self.uses_jet_features)]
 
     def forward(self, x, node_type, edge_index, edge_attr, *rest):
-        rest = list(rest)
-        energy = rest.pop(0) if self.uses_energy else None
-        batch, graph_nodes = rest[0], rest[1]
+        named = dict(zip(self.input_names()[4:], rest))  # energy (if used), batch, graph_nodes, jet_features (if used)
+        energy, batch, graph_nodes = named.get("energy"), named["batch"], named["graph_nodes"]
         graphs = _Graphs(x, node_type, edge_index, edge_attr, energy, batch, graph_nodes.shape[0])
         h = self.backbone.pool(self.backbone.node_embeddings(graphs), batch, graph_nodes.shape[0], energy)  # (B, D)
         if self.uses_jet_features:
-            h = torch.cat([h, rest[2].to(h.dtype)], dim=1)  # (B, D + J)
+            h = torch.cat([h, named["jet_features"].to(h.dtype)], dim=1)  # (B, D + J)
         return h if self.head is None else self.head(h)
 
 

@@ -95,7 +95,7 @@ def test_no_source_file_over_400_lines():
 def test_nothing_points_outside_the_repository():
     texts = [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("configs/**/*.yaml"), *SOURCES,
              *ROOT.glob("benchmarks/*.py"), *ROOT.glob("examples/*.py"), *ROOT.glob("data/*.md")]
-    outside = re.compile(r"\.\./shared|\bseeds?/0\d\d|\bseed 00\d|DESIGN §|DESIGN\.md|STYLE\.md")
+    outside = re.compile(r"\.\./sh[a]red|\bseeds?/0\d\d|\bseed\s00\d|DESIGN\s§|DESIGN\.md|STYLE\.md")  # spelt so it does not match itself
     link = re.compile(r"\]\((\.\./[^)]*)\)")
     found = []
     for path in texts:

@@ -20,11 +20,15 @@ from gnnjets.nn.sage import GlobalContext, MeanNeighbourBlock, NeighbourMean, me
 
 
 def graph_index(data) -> tuple[Tensor, int]:
-    """(graph of each node (N,), number of graphs): ``data.batch`` for a batch, zeros for one graph."""
+    """(graph of each node (N,), number of graphs): ``data.batch`` for a batch, zeros for one graph.
+
+    The number is taken as the batch gives it, without ``int()``: a traced or exported model
+    (:mod:`gnnjets.export`) then keeps the number of jets dynamic.
+    """
     batch = getattr(data, "batch", None)
     if batch is None:
         return torch.zeros(data.num_nodes, dtype=torch.int64, device=data.x.device), 1
-    return batch, int(data.num_graphs)
+    return batch, data.num_graphs
 
 
 class Backbone(nn.Module):
@@ -102,10 +106,7 @@ class Backbone(nn.Module):
         energy = data.energy if self._uses_energy() else None
         h = self.node_encoder(x, data.node_type)  # (N, H)
         edge_features = self.edge_encoder(data.edge_attr)  # (E, 7)
-        if self.contexts and getattr(data, "batch", None) is not None:
-            batch, num_graphs = data.batch, data.num_graphs  # no int(): an exported graph keeps B dynamic
-        else:
-            batch, num_graphs = graph_index(data)
+        batch, num_graphs = graph_index(data)
         if self.config.kind == "sage":  # the neighbourhood means, once for every block
             adjacency = NeighbourMean(data.edge_index, h.shape[0])
             edge_features = mean_edge_features(data.edge_index, edge_features, h.shape[0])  # (N, 7)

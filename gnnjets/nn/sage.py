@@ -51,7 +51,7 @@ class NeighbourMean:
     """``u -> A u``, the mean over each node's in-neighbours, built once per forward pass for every block.
 
     A sparse CSR product normally; while the model is traced or exported to ONNX (which has no
-    sparse matrices), the same mean as a gather and an ``index_add``.
+    sparse matrices), the same mean as a gather and a scatter-add.
     """
 
     def __init__(self, edge_index: Tensor, num_nodes: int):
@@ -89,8 +89,8 @@ class MeanNeighbourBlock(nn.Module):
         dropout: dropout on the residual branch.
 
     Shapes:
-        h (N, H), neighbours: a :class:`NeighbourMean` (or a sparse (N, N) matrix), mean_edge_features
-        (N, edge_dim) -> (N, H)
+        h (N, H), neighbours: a :class:`NeighbourMean` of the graph, mean_edge_features (N, edge_dim)
+        -> (N, H)
     """
 
     def __init__(self, hidden: int, edge_dim: int, dropout: float = 0.0):
@@ -104,12 +104,7 @@ class MeanNeighbourBlock(nn.Module):
 
     def forward(self, h: Tensor, neighbours, mean_edge_features: Tensor) -> Tensor:
         u = self.norm(h)  # (N, H)
-        if isinstance(neighbours, Tensor):  # a sparse adjacency matrix
-            with torch.autocast(u.device.type, enabled=False):  # sparse kernels take float32 only
-                neighbours = torch.sparse.mm(neighbours, u.float()).to(u.dtype)  # (N, H)
-        else:
-            neighbours = neighbours(u)  # (N, H)
-        message = self.lin_in(torch.cat([u, neighbours, mean_edge_features.to(u.dtype)], dim=1))  # (N, H)
+        message = self.lin_in(torch.cat([u, neighbours(u), mean_edge_features.to(u.dtype)], dim=1))  # (N, H)
         return h + self.dropout(self.lin_out(self.act(message)))
 
     def __repr__(self) -> str:

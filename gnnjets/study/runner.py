@@ -261,13 +261,9 @@ def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: Fi
     # -- label subsets, then every (method, N, subset) not done yet
     labels = rows.pool_attrs["label"] if task.classification else None
 
-    def draw(count: int):
-        drawn = disjoint_label_subsets(len(rows.pool_rows), count, config.subsets, config.seed, labels)
-        if not drawn.disjoint and config.overlapping_subsets is not None:  # the pool is too small for
-            # `subsets` disjoint sets: overlapping ones measure the seed only, so fit fewer
-            drawn = disjoint_label_subsets(len(rows.pool_rows), count, min(config.overlapping_subsets, config.subsets),
-                                           config.seed, labels)
-        return drawn
+    def draw(count: int):  # where the pool cannot hold `subsets` disjoint sets, `overlapping_subsets` of them
+        overlapping = None if config.overlapping_subsets is None else min(config.overlapping_subsets, config.subsets)
+        return disjoint_label_subsets(len(rows.pool_rows), count, config.subsets, config.seed, labels, overlapping)
 
     subsets = {n: draw(n) for n in config.labels}
     base_pool, base_test = sets[json.dumps(arms.graphs[base_arm], sort_keys=True)]

@@ -79,8 +79,17 @@ def _logloss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 def logistic_newton(x: np.ndarray, y: np.ndarray, c: float, start: np.ndarray | None = None,
                     tol: float = 1e-8, max_iter: int = 50) -> np.ndarray:
     """``[w, b]`` minimising ``0.5 |w|^2 + c sum_i logloss(x_i . w + b, y_i)`` by damped Newton steps."""
-    n, d = x.shape
-    design = np.column_stack([x, np.ones(n)])  # (n, d + 1): the last column is the intercept
+    return _newton(_with_intercept(x), y, c, start, tol, max_iter)
+
+
+def _with_intercept(x: np.ndarray) -> np.ndarray:
+    """(n, d + 1): ``x`` and a column of ones, the intercept's."""
+    return np.column_stack([x, np.ones(len(x))])
+
+
+def _newton(design: np.ndarray, y: np.ndarray, c: float, start: np.ndarray | None, tol: float,
+            max_iter: int) -> np.ndarray:
+    n, d = design.shape[0], design.shape[1] - 1
     theta = np.zeros(d + 1) if start is None else start.copy()
     penalty = np.ones(d + 1)
     penalty[-1] = 0.0  # the intercept is free
@@ -110,10 +119,11 @@ def logistic_newton(x: np.ndarray, y: np.ndarray, c: float, start: np.ndarray | 
 
 def logistic_path(x_train, y_train, x_val, y_val, penalties) -> np.ndarray:
     """Validation log loss (mean) of the fit at each C, fitted from strong to weak penalty with warm starts."""
+    design, design_val = _with_intercept(x_train), _with_intercept(x_val)  # once for the whole path
     out, theta = [], None
     for c in penalties:
-        theta = logistic_newton(x_train, y_train, c, theta)
-        out.append(_logloss(np.column_stack([x_val, np.ones(len(x_val))]) @ theta, y_val).mean())
+        theta = _newton(design, y_train, c, theta, tol=1e-8, max_iter=50)
+        out.append(_logloss(design_val @ theta, y_val).mean())
     return np.array(out)
 
 

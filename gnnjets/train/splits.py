@@ -118,7 +118,7 @@ class LabelSubsets:
 
 
 def disjoint_label_subsets(n: int, count: int, n_subsets: int, seed: int,
-                           labels: np.ndarray | None = None) -> LabelSubsets:
+                           labels: np.ndarray | None = None, overlapping: int | None = None) -> LabelSubsets:
     """``n_subsets`` sets of ``count`` of the ``n`` rows, disjoint while the pool allows.
 
     With ``labels`` each set holds equal numbers of each class (``count`` must divide by the
@@ -126,10 +126,11 @@ def disjoint_label_subsets(n: int, count: int, n_subsets: int, seed: int,
     long as ``n_subsets * count`` rows (per class: its share) exist; beyond that every set is
     drawn independently (overlapping) and ``disjoint`` is False. ``count = 0`` or ``count >= n``
     means every row, ``n_subsets`` times (the spread then comes from the training seed alone).
+    ``overlapping``: how many sets to draw instead of ``n_subsets`` when they cannot be disjoint.
     """
     rng = np.random.default_rng([seed, 23, count])
     if count == 0 or count >= n:
-        return LabelSubsets(n, [np.arange(n) for _ in range(n_subsets)], False)
+        return LabelSubsets(n, [np.arange(n) for _ in range(overlapping or n_subsets)], False)
     groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
     if count % len(groups):
         raise DownstreamError(f"{count} labels cannot be split evenly between {len(groups)} classes; use a "
@@ -139,6 +140,8 @@ def disjoint_label_subsets(n: int, count: int, n_subsets: int, seed: int,
         raise DownstreamError(f"{count} balanced labels need {share} jets of each class; the pool holds "
                               f"{[len(group) for group in groups]}")
     disjoint = all(len(group) >= share * n_subsets for group in groups)
+    if not disjoint and overlapping is not None:
+        n_subsets = overlapping
     orders = [rng.permutation(group) for group in groups]
     subsets = []
     for k in range(n_subsets):

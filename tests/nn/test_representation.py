@@ -9,7 +9,7 @@ from torch_geometric.data import Batch
 
 from gnnjets.graphs.features import NUM_JET_FEATURES
 from gnnjets.nn import BackboneConfig, ModelConfig, build_model
-from gnnjets.nn.sage import GlobalContext, MeanNeighbourBlock, mean_adjacency, mean_edge_features
+from gnnjets.nn.sage import GlobalContext, MeanNeighbourBlock, NeighbourMean, mean_adjacency, mean_edge_features
 
 from test_nn import permuted, random_jets
 
@@ -50,8 +50,7 @@ def test_mean_neighbour_block_matches_a_dense_reference():
     n, hidden, edge_dim = jet.num_nodes, 8, 3
     block = MeanNeighbourBlock(hidden, edge_dim)
     h, edge_features = torch.randn(n, hidden), torch.randn(jet.num_edges, edge_dim)
-    adjacency = mean_adjacency(jet.edge_index, n)
-    got = block(h, adjacency, mean_edge_features(jet.edge_index, edge_features, n))
+    got = block(h, NeighbourMean(jet.edge_index, n), mean_edge_features(jet.edge_index, edge_features, n))
     dense = torch.zeros(n, n).index_put_((jet.edge_index[1], jet.edge_index[0]), torch.ones(jet.num_edges),
                                          accumulate=True)  # random_jet may repeat an edge: it counts twice
     degree = dense.sum(1, keepdim=True).clamp(min=1)
@@ -59,7 +58,7 @@ def test_mean_neighbour_block_matches_a_dense_reference():
     mean_e = torch.zeros(n, edge_dim).index_add_(0, jet.edge_index[1], edge_features) / degree
     want = h + block.lin_out(block.act(block.lin_in(torch.cat([u, dense @ u / degree, mean_e], 1))))
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(adjacency.to_dense(), dense / degree)
+    torch.testing.assert_close(mean_adjacency(jet.edge_index, n).to_dense(), dense / degree)
 
 
 def test_global_context_broadcasts_the_graph_mean():
