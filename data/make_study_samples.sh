@@ -19,6 +19,18 @@ mkdir -p data/big
 # the same number of events, re-hadronised replicas (new hadronisation and detector seeds)
 [ -f data/big/qg_hadronization.root ] || $SIM $QG --set jets.balance=false --events 40000 --replicas 2 \
     --seed 204 --replica-mode hadronization --out data/big/qg_hadronization.root $W
+# the large re-hadronised sample of the shipped q/g backbone (arm rehadronised-100k+aug, with the file above):
+# 270,000 more events in six parts of 45,000, two at a time on two cores, then merged
+if [ ! -f data/big/qg_hadronization_2.root ]; then
+    part() { local i=$1; local out=data/big/qg_hadronization_2.part$i.root
+        [ -f "$out" ] || $SIM $QG --set jets.balance=false --events 270000 --replicas 2 --seed 205 \
+            --replica-mode hadronization --shard "$i/6" --out "$out" --workers 1 -q; }
+    (part 0; part 2; part 4) & first=$!
+    (part 1; part 3; part 5) & second=$!
+    wait $first; wait $second
+    .venv/bin/detector-sim merge --out data/big/qg_hadronization_2.root -q data/big/qg_hadronization_2.part?.root
+    rm data/big/qg_hadronization_2.part?.root
+fi
 # labelled top and QCD jets, one replica
 [ -f data/big/top_pool.root ] || $SIM $TOP --events 16000 --replicas 1 --seed 211 --out data/big/top_pool.root $W
 [ -f data/big/qcd_pool.root ] || $SIM $QCD --events 8000 --replicas 1 --seed 212 --out data/big/qcd_pool.root $W

@@ -43,16 +43,22 @@ def _save(figure, path: Path) -> list[Path]:
 
 def plot_label_efficiency(task: str, methods: dict, out_dir: Path) -> list[Path]:
     """Key metric vs number of labels, one line and band per method."""
+    from matplotlib import colormaps
+
     key, label, _ = KEY_METRICS[task][0]
     figure, axes = _figure()
-    for method, entries in methods.items():
+    # one colour per method (the default cycle repeats after 10), a marker cycle on top
+    palette = colormaps["tab10" if len(methods) <= 10 else "tab20"].colors
+    band = 0.2 if len(methods) <= 6 else 0.1
+    for index, (method, entries) in enumerate(methods.items()):
         counts = sorted(entries)
         mean = np.array([entries[n][key]["mean"] for n in counts])
         std = np.array([entries[n][key]["std"] for n in counts])
         if task == "energy":
             mean, std = 100 * mean, 100 * std
-        line, = axes.plot(counts, mean, marker="o", label=method)
-        axes.fill_between(counts, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        line, = axes.plot(counts, mean, marker="osD^v<>"[index % 7], markersize=4, label=method,
+                          color=palette[index % len(palette)])
+        axes.fill_between(counts, mean - std, mean + std, color=line.get_color(), alpha=band)
     axes.set_xscale("log")
     axes.set_xlabel("labelled jets N")
     axes.set_ylabel(f"{label} (%)" if task == "energy" else label)
