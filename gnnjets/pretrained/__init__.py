@@ -8,7 +8,7 @@ commands that produced each one, and how it scores in the study, are in docs/res
 =======  ============================================================================================
 name     what it was pretrained on
 =======  ============================================================================================
-``qg``   q/g jets (anti-kT R = 0.4, pT 200-400 GeV, |eta| < 1.7), re-hadronised replicas of 101k jets
+``qg``   q/g jets (anti-kT R = 0.4, pT 200-400 GeV, |eta| < 1.7), re-hadronised replicas of 102k jets
 ``top``  top and QCD jets (anti-kT R = 0.8, pT 550-650 GeV, |eta| < 2), detector replicas
 =======  ============================================================================================
 

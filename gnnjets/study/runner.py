@@ -262,8 +262,8 @@ def _run_task(config: StudyConfig, task_name: str, samples, arms: Arms, fits: Fi
     labels = rows.pool_attrs["label"] if task.classification else None
 
     def draw(count: int):  # where the pool cannot hold `subsets` disjoint sets, `overlapping_subsets` of them
-        overlapping = None if config.overlapping_subsets is None else min(config.overlapping_subsets, config.subsets)
-        return disjoint_label_subsets(len(rows.pool_rows), count, config.subsets, config.seed, labels, overlapping)
+        return disjoint_label_subsets(len(rows.pool_rows), count, config.subsets, config.seed, labels,
+                                      config.overlapping_subsets)
 
     subsets = {n: draw(n) for n in config.labels}
     base_pool, base_test = sets[json.dumps(arms.graphs[base_arm], sort_keys=True)]

@@ -126,8 +126,11 @@ def disjoint_label_subsets(n: int, count: int, n_subsets: int, seed: int,
     long as ``n_subsets * count`` rows (per class: its share) exist; beyond that every set is
     drawn independently (overlapping) and ``disjoint`` is False. ``count = 0`` or ``count >= n``
     means every row, ``n_subsets`` times (the spread then comes from the training seed alone).
-    ``overlapping``: how many sets to draw instead of ``n_subsets`` when they cannot be disjoint.
+    ``overlapping``: how many sets to draw instead of ``n_subsets`` when they cannot be disjoint
+    (at most ``n_subsets``).
     """
+    if overlapping is not None:
+        overlapping = min(overlapping, n_subsets)
     rng = np.random.default_rng([seed, 23, count])
     if count == 0 or count >= n:
         return LabelSubsets(n, [np.arange(n) for _ in range(overlapping or n_subsets)], False)
