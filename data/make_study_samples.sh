@@ -39,4 +39,10 @@ fi
 # unlabelled top + QCD pretraining jets
 [ -f data/big/top_detector.root ] || $SIM $TOP --events 20000 --replicas 2 --seed 215 --out data/big/top_detector.root $W
 [ -f data/big/qcd_detector.root ] || $SIM $QCD --events 10000 --replicas 2 --seed 216 --out data/big/qcd_detector.root $W
+# the large re-hadronised top + QCD sample of the shipped top backbone (arm rehadronised-100k+aug of
+# configs/study/top.yaml): 57,984 top and 47,155 QCD jets, two re-hadronised replicas each
+[ -f data/big/top_hadronization.root ] || $SIM $TOP --events 130000 --replicas 2 --seed 217 \
+    --replica-mode hadronization --out data/big/top_hadronization.root $W
+[ -f data/big/qcd_hadronization.root ] || $SIM $QCD --events 75000 --replicas 2 --seed 218 \
+    --replica-mode hadronization --out data/big/qcd_hadronization.root $W
 echo "all samples in data/big/"

@@ -27,6 +27,7 @@ def pretraining_checkpoint(path):
 def test_release_keeps_what_an_embedder_needs(tmp_path, monkeypatch):
     source = pretraining_checkpoint(tmp_path / "last.pt")
     monkeypatch.setattr(pretrained, "folder", lambda: tmp_path / "shipped")
+    (tmp_path / "shipped").mkdir()
     assert pretrained.main(["release", str(source), "--name", "tiny"]) == 0
     slim = load_checkpoint(tmp_path / "shipped" / "tiny.pt")
     assert "optimizer" not in slim and slim["step"] == 7
@@ -37,6 +38,17 @@ def test_release_keeps_what_an_embedder_needs(tmp_path, monkeypatch):
     np.testing.assert_array_equal(h_slim, h_full)
     with pytest.raises(GnnjetsError, match="no shipped backbone 'tinny'; did you mean 'tiny'"):
         Embedder.from_pretrained("tinny")
+
+
+def test_release_refuses_to_replace_a_backbone_without_overwrite(tmp_path, monkeypatch, capsys):
+    source = pretraining_checkpoint(tmp_path / "last.pt")
+    monkeypatch.setattr(pretrained, "folder", lambda: tmp_path)
+    (tmp_path / "tiny.pt").write_bytes(b"the shipped one")
+    assert pretrained.main(["release", str(source), "--name", "tiny"]) == 2
+    assert "tiny.pt exists; remove it, choose another path, or pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "tiny.pt").read_bytes() == b"the shipped one"
+    assert pretrained.main(["release", str(source), "--name", "tiny", "--overwrite"]) == 0
+    assert load_checkpoint(tmp_path / "tiny.pt")["step"] == 7
 
 
 @pytest.mark.parametrize("name", pretrained.available())

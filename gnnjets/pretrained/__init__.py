@@ -9,10 +9,11 @@ commands that produced each one, and how it scores in the study, are in docs/res
 name     what it was pretrained on
 =======  ============================================================================================
 ``qg``   q/g jets (anti-kT R = 0.4, pT 200-400 GeV, |eta| < 1.7), re-hadronised replicas of 102k jets
-``top``  top and QCD jets (anti-kT R = 0.8, pT 550-650 GeV, |eta| < 2), detector replicas
+``top``  top and QCD jets (anti-kT R = 0.8, pT 550-650 GeV, |eta| < 2), re-hadronised replicas of 105k jets
 =======  ============================================================================================
 
     python -m gnnjets.pretrained release runs/pretrain/qg/last.pt --name qg      # writes gnnjets/pretrained/qg.pt
+                                                                    # (--overwrite replaces a shipped one)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from gnnjets.base.cli import run_command
 from gnnjets.base.errors import GnnjetsError
 from gnnjets.base.hints import close_matches
 
@@ -69,12 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("checkpoint")
     make.add_argument("--name", required=True, help="the name it is loaded by (Embedder.from_pretrained(name))")
     make.add_argument("--out-dir", default=None, help="default: this package's folder")
+    make.add_argument("--overwrite", action="store_true", help="replace a backbone of that name")
     commands.add_parser("list", help="the shipped backbones")
-    args = parser.parse_args(argv)
+    return run_command("python -m gnnjets.pretrained", _command, parser.parse_args(argv), errors=(OSError,))
+
+
+def _command(args: argparse.Namespace) -> int:
+    from gnnjets.base.outputs import check_output_path
+
     if args.command == "list":
         print("\n".join(available()) or "none")
         return 0
-    written = release(args.checkpoint, Path(args.out_dir or folder()) / f"{args.name}.pt")
+    out = check_output_path(Path(args.out_dir or folder()) / f"{args.name}.pt", suffixes=(".pt",),
+                            option="--name", overwrite=args.overwrite)
+    written = release(args.checkpoint, out)
     print(f"{written} ({written.stat().st_size / 1024:.0f} kB)")
     return 0
 
