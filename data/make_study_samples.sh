@@ -19,6 +19,10 @@ mkdir -p data/big
 # the same number of events, re-hadronised replicas (new hadronisation and detector seeds)
 [ -f data/big/qg_hadronization.root ] || $SIM $QG --set jets.balance=false --events 40000 --replicas 2 \
     --seed 204 --replica-mode hadronization --out data/big/qg_hadronization.root $W
+# the same number of events, particle-augmented replicas (soft particles, a collinear split, a rotation and
+# a translation applied to the truth particles before the detector, per replica)
+[ -f data/big/qg_particle_augmented.root ] || $SIM $QG --set jets.balance=false --events 40000 --replicas 2 \
+    --seed 219 --replica-mode particle-augmented --out data/big/qg_particle_augmented.root $W
 # the large re-hadronised sample of the shipped q/g backbone (arm rehadronised-100k+aug, with the file above):
 # 270,000 more events in six parts of 45,000, two at a time on two cores, then merged
 if [ ! -f data/big/qg_hadronization_2.root ]; then
