@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
@@ -26,22 +27,31 @@ def loss_of(criterion, weight, x):
     return criterion(x @ weight)  # z = x W: a one-layer "model"
 
 
+def _one_step(rank: int, kind: str) -> tuple[float, list]:
+    """This rank's loss and gradient, as plain data (a tensor sent through a queue dies with this
+    process's shared memory); the DDP model is freed on return, before the group is destroyed."""
+    weight, x = inputs()
+    model = torch.nn.parallel.DistributedDataParallel(_Linear(weight))
+    criterion = NTXentLoss(temperature=0.2) if kind == "ntxent" else VICRegLoss()
+    loss = criterion(gather_across_ranks(model(x[rank * LOCAL:(rank + 1) * LOCAL])))
+    loss.backward()
+    return loss.item(), model.module.weight.grad.tolist()
+
+
 def _rank(rank: int, port: int, kind: str, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
-        weight, x = inputs()
-        weight = weight.clone().requires_grad_()
-        model = torch.nn.parallel.DistributedDataParallel(_Linear(weight))
-        criterion = NTXentLoss(temperature=0.2) if kind == "ntxent" else VICRegLoss()
-        z = model(x[rank * LOCAL:(rank + 1) * LOCAL])
-        loss = criterion(gather_across_ranks(z))
-        loss.backward()
-        # plain data: a tensor sent through the queue dies with this process's shared memory
-        queue.put((rank, loss.item(), model.module.weight.grad.tolist()))
+        queue.put((rank, *_one_step(rank, kind)))
+        gc.collect()  # the reducer's reference cycles go before the group they use
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    queue.close()
+    queue.join_thread()
+    # Skip the interpreter's teardown: gloo's threads, torn down there, can abort the process
+    # ("terminate called without an active exception", SIGABRT) after the work is done and sent.
+    os._exit(0)
 
 
 class _Linear(torch.nn.Module):
