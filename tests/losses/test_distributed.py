@@ -23,10 +23,6 @@ def inputs():
     return weight, x
 
 
-def loss_of(criterion, weight, x):
-    return criterion(x @ weight)  # z = x W: a one-layer "model"
-
-
 def _one_step(rank: int, kind: str) -> tuple[float, list]:
     """This rank's loss and gradient, as plain data (a tensor sent through a queue dies with this
     process's shared memory); the DDP model is freed on return, before the group is destroyed."""
